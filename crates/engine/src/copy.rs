@@ -1,0 +1,602 @@
+//! The copy job: every mode's one operation. It resolves each planned image on the source,
+//! reports the missing ones up front, then moves the rest with a global limit on concurrent
+//! blob transfers, a blob shared by several images moved once, retries with backoff, and
+//! cancellation that never leaves a tag pointing at an incomplete image.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::future::try_join_all;
+use futures_util::{StreamExt, stream};
+use registry::manifest::{self, Descriptor, ImageManifest, ParsedManifest};
+use registry::{Digest, RetryPolicy};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+use crate::events::{BlobOutcome, Event, ImageId, Observer};
+use crate::plan::{ImageName, ImagePair, InvalidLine};
+use crate::transport::{ImageDestination, ImageSource, Manifest};
+use crate::verify::Verified;
+
+/// How a job runs.
+#[derive(Debug, Clone)]
+pub struct CopyOptions {
+    /// The most blob transfers in flight at once, over all images (cfg `maxconn`).
+    pub max_connections: usize,
+    /// Extra attempts per image after a retryable failure (cfg `retries`).
+    pub retries: u32,
+    /// Waits between image attempts.
+    pub backoff: RetryPolicy,
+    /// Platforms to keep from multi-platform images; empty keeps all.
+    pub platforms: Vec<PlatformFilter>,
+    /// With exactly one platform selected, push that platform's manifest under the tag instead
+    /// of a one-entry index.
+    pub platform_as_manifest: bool,
+}
+
+impl Default for CopyOptions {
+    fn default() -> CopyOptions {
+        CopyOptions {
+            max_connections: 5,
+            retries: 2,
+            backoff: RetryPolicy {
+                retries: 2,
+                base_delay: Duration::from_secs(1),
+                max_delay: Duration::from_secs(30),
+            },
+            platforms: Vec::new(),
+            platform_as_manifest: false,
+        }
+    }
+}
+
+/// `os/architecture[/variant]`, as given to `--platform`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformFilter {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl FromStr for PlatformFilter {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<PlatformFilter, String> {
+        let parts: Vec<&str> = text.trim().split('/').collect();
+        match parts.as_slice() {
+            [os, architecture] | [os, architecture, _]
+                if !os.is_empty() && !architecture.is_empty() =>
+            {
+                Ok(PlatformFilter {
+                    os: os.to_string(),
+                    architecture: architecture.to_string(),
+                    variant: parts.get(2).map(|v| v.to_string()),
+                })
+            }
+            _ => Err(format!(
+                "invalid platform {text:?}: expected os/architecture[/variant], e.g. linux/amd64"
+            )),
+        }
+    }
+}
+
+impl PlatformFilter {
+    /// Parses a comma list such as `linux/amd64,linux/arm64`.
+    pub fn parse_list(text: &str) -> Result<Vec<PlatformFilter>, String> {
+        text.split(',')
+            .filter(|part| !part.trim().is_empty())
+            .map(str::parse)
+            .collect()
+    }
+
+    fn matches(&self, platform: &manifest::Platform) -> bool {
+        self.os == platform.os
+            && self.architecture == platform.architecture
+            && self
+                .variant
+                .as_ref()
+                .is_none_or(|v| platform.variant.as_deref() == Some(v.as_str()))
+    }
+}
+
+/// What happened to one image.
+#[derive(Debug, Clone)]
+pub enum ImageStatus {
+    Succeeded { digest: Digest },
+    Failed { error: Arc<Error> },
+}
+
+#[derive(Debug, Clone)]
+pub struct ImageReport {
+    pub id: ImageId,
+    pub line: String,
+    pub source: String,
+    pub target: String,
+    pub status: ImageStatus,
+}
+
+/// The outcome of a whole job.
+#[derive(Debug, Clone, Default)]
+pub struct JobReport {
+    pub images: Vec<ImageReport>,
+    /// Lines that could not be planned or resolved, with why.
+    pub invalid: Vec<(String, Arc<Error>)>,
+    pub bytes_transferred: u64,
+    pub blobs_transferred: usize,
+    pub blobs_existing: usize,
+    pub blobs_mounted: usize,
+    pub elapsed: Duration,
+    pub cancelled: bool,
+}
+
+impl JobReport {
+    pub fn succeeded(&self) -> usize {
+        self.images
+            .iter()
+            .filter(|i| matches!(i.status, ImageStatus::Succeeded { .. }))
+            .count()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.images.len() - self.succeeded()
+    }
+
+    /// True when every listed image arrived.
+    pub fn all_done(&self) -> bool {
+        self.invalid.is_empty() && self.failed() == 0 && !self.cancelled
+    }
+}
+
+/// Per-digest state shared by every image of the job: which destination repositories hold the
+/// blob, and a lock so that only one image moves it while the others wait and then mount.
+#[derive(Default)]
+struct BlobLedger {
+    entries: Mutex<HashMap<Digest, Arc<LedgerEntry>>>,
+}
+
+#[derive(Default)]
+struct LedgerEntry {
+    busy: tokio::sync::Mutex<()>,
+    landed_in: Mutex<Vec<String>>,
+}
+
+impl BlobLedger {
+    fn entry(&self, digest: &Digest) -> Arc<LedgerEntry> {
+        lock(&self.entries).entry(digest.clone()).or_default().clone()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[derive(Default)]
+struct Counters {
+    bytes: std::sync::atomic::AtomicU64,
+    transferred: std::sync::atomic::AtomicUsize,
+    existing: std::sync::atomic::AtomicUsize,
+    mounted: std::sync::atomic::AtomicUsize,
+}
+
+/// A copy from one source to one destination.
+pub struct CopyJob {
+    source: Arc<dyn ImageSource>,
+    destination: Arc<dyn ImageDestination>,
+    options: CopyOptions,
+    observer: Arc<dyn Observer>,
+    cancel: CancellationToken,
+    transfers: Semaphore,
+    ledger: BlobLedger,
+    counters: Counters,
+}
+
+/// An image whose source manifest is known.
+struct Resolved {
+    id: ImageId,
+    pair: ImagePair,
+    manifest: Manifest,
+}
+
+impl CopyJob {
+    pub fn new(
+        source: Arc<dyn ImageSource>,
+        destination: Arc<dyn ImageDestination>,
+        options: CopyOptions,
+        observer: Arc<dyn Observer>,
+        cancel: CancellationToken,
+    ) -> Arc<CopyJob> {
+        let permits = options.max_connections.max(1);
+        Arc::new(CopyJob {
+            source,
+            destination,
+            options,
+            observer,
+            cancel,
+            transfers: Semaphore::new(permits),
+            ledger: BlobLedger::default(),
+            counters: Counters::default(),
+        })
+    }
+
+    /// Runs the job to the end (or to cancellation) and reports every image.
+    pub async fn run(self: &Arc<Self>, pairs: Vec<ImagePair>, invalid: Vec<InvalidLine>) -> JobReport {
+        let started = Instant::now();
+        let mut report = JobReport::default();
+        for line in invalid {
+            let error = Arc::new(Error::from(line.reason));
+            self.emit(Event::ImageInvalid {
+                line: line.line.clone(),
+                error: error.clone(),
+            });
+            report.invalid.push((line.line, error));
+        }
+
+        let resolved = self.resolve_all(pairs, &mut report).await;
+        self.emit(Event::JobStarted {
+            images: resolved.len(),
+        });
+
+        let mut running = tokio::task::JoinSet::new();
+        let mut waiting = resolved.into_iter();
+        let parallel_images = self.options.max_connections.max(1);
+        for image in waiting.by_ref().take(parallel_images) {
+            let job = self.clone();
+            running.spawn(async move { job.copy_image(image).await });
+        }
+        while let Some(finished) = running.join_next().await {
+            match finished {
+                Ok(image_report) => report.images.push(image_report),
+                Err(panic) => tracing::error!(%panic, "image task ended abnormally"),
+            }
+            if let Some(image) = waiting.next() {
+                let job = self.clone();
+                running.spawn(async move { job.copy_image(image).await });
+            }
+        }
+        report.images.sort_by_key(|image| image.id);
+
+        use std::sync::atomic::Ordering::Relaxed;
+        report.bytes_transferred = self.counters.bytes.load(Relaxed);
+        report.blobs_transferred = self.counters.transferred.load(Relaxed);
+        report.blobs_existing = self.counters.existing.load(Relaxed);
+        report.blobs_mounted = self.counters.mounted.load(Relaxed);
+        report.cancelled = self.cancel.is_cancelled();
+        report.elapsed = started.elapsed();
+        self.emit(Event::JobDone);
+        report
+    }
+
+    fn emit(&self, event: Event) {
+        self.observer.event(&event);
+    }
+
+    /// Fetches every source manifest before anything moves, concurrently, so missing images
+    /// are reported up front and not halfway through a long job.
+    async fn resolve_all(&self, pairs: Vec<ImagePair>, report: &mut JobReport) -> Vec<Resolved> {
+        let lookups = stream::iter(pairs.into_iter().enumerate())
+            .map(|(id, pair)| async move {
+                let result = self
+                    .source
+                    .manifest(&pair.source.repository, &pair.source.target.to_string())
+                    .await;
+                (id, pair, result)
+            })
+            .buffered(self.options.max_connections.max(1));
+        let results: Vec<_> = lookups.collect().await;
+        let mut resolved = Vec::new();
+        for (id, pair, result) in results {
+            match result {
+                Ok(manifest) => resolved.push(Resolved { id, pair, manifest }),
+                Err(error) => {
+                    let error = Arc::new(error);
+                    self.emit(Event::ImageInvalid {
+                        line: pair.line.clone(),
+                        error: error.clone(),
+                    });
+                    report.invalid.push((pair.line, error));
+                }
+            }
+        }
+        resolved
+    }
+
+    async fn copy_image(self: Arc<Self>, image: Resolved) -> ImageReport {
+        let source = format!("{}/{}", self.source.describe(), image.pair.source);
+        let target = format!("{}/{}", self.destination.describe(), image.pair.target);
+        self.emit(Event::ImageStarted {
+            image: image.id,
+            source: source.clone(),
+            target: target.clone(),
+        });
+        let status = match self.copy_with_retries(&image).await {
+            Ok(digest) => {
+                self.emit(Event::ImageDone {
+                    image: image.id,
+                    digest: digest.clone(),
+                });
+                ImageStatus::Succeeded { digest }
+            }
+            Err(error) => {
+                let error = Arc::new(error);
+                self.emit(Event::ImageFailed {
+                    image: image.id,
+                    error: error.clone(),
+                });
+                ImageStatus::Failed { error }
+            }
+        };
+        ImageReport {
+            id: image.id,
+            line: image.pair.line,
+            source,
+            target,
+            status,
+        }
+    }
+
+    async fn copy_with_retries(&self, image: &Resolved) -> Result<Digest> {
+        let mut attempt = 0;
+        loop {
+            let outcome = tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => Err(Error::Cancelled),
+                outcome = self.copy_once(image) => outcome,
+            };
+            match outcome {
+                Err(error) if error.is_retryable() && attempt < self.options.retries => {
+                    attempt += 1;
+                    let delay = self.options.backoff.delay(attempt);
+                    self.emit(Event::ImageRetrying {
+                        image: image.id,
+                        attempt,
+                        delay,
+                        error: Arc::new(error),
+                    });
+                    tokio::select! {
+                        _ = self.cancel.cancelled() => return Err(Error::Cancelled),
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// One attempt at one image: blobs first, then child manifests by digest, the tag last.
+    async fn copy_once(&self, image: &Resolved) -> Result<Digest> {
+        let source = &image.pair.source;
+        let target = &image.pair.target;
+        let label = format!("{}/{}", self.source.describe(), source);
+        let label = label.as_str();
+        let top = &image.manifest;
+        match manifest::parse(&top.media_type, &top.bytes, label)? {
+            ParsedManifest::Image(parsed) => {
+                self.ensure_blobs(image.id, source, target, parsed.blobs())
+                    .await?;
+                self.push_manifest(target, &target.target.to_string(), top)
+                    .await?;
+                Ok(top.digest.clone())
+            }
+            ParsedManifest::Index(index) => {
+                let children = self.select_children(&index.manifests, label)?;
+                let fetched = try_join_all(children.iter().map(|child| async move {
+                    let manifest = self
+                        .source
+                        .manifest(&source.repository, child.digest.as_str())
+                        .await?;
+                    let parsed = match manifest::parse(&manifest.media_type, &manifest.bytes, label)? {
+                        ParsedManifest::Image(parsed) => parsed,
+                        ParsedManifest::Index(_) => {
+                            return Err(Error::Registry(registry::Error::UnsupportedManifest {
+                                reference: label.to_string(),
+                                media_type: "an index nested in an index".into(),
+                            }));
+                        }
+                    };
+                    Ok::<(Manifest, ImageManifest), Error>((manifest, parsed))
+                }))
+                .await?;
+
+                let single = self.options.platform_as_manifest && fetched.len() == 1;
+                let blobs = fetched.iter().flat_map(|(_, parsed)| parsed.blobs());
+                self.ensure_blobs(image.id, source, target, blobs).await?;
+                if single {
+                    let (child, _) = &fetched[0];
+                    self.push_manifest(target, &target.target.to_string(), child)
+                        .await?;
+                    return Ok(child.digest.clone());
+                }
+                for (child, _) in &fetched {
+                    self.push_manifest(target, child.digest.as_str(), child)
+                        .await?;
+                }
+                let top = if children.len() == index.manifests.len() {
+                    top.clone()
+                } else {
+                    let keep: Vec<Digest> = children.iter().map(|c| c.digest.clone()).collect();
+                    let bytes = manifest::filter_index(&top.bytes, &keep, label)?;
+                    let filtered = Manifest {
+                        digest: Digest::of(&bytes),
+                        bytes: bytes.into(),
+                        media_type: top.media_type.clone(),
+                    };
+                    self.emit(Event::IndexFiltered {
+                        image: image.id,
+                        original: top.digest.clone(),
+                        filtered: filtered.digest.clone(),
+                        platforms: children
+                            .iter()
+                            .filter_map(|c| c.platform.as_ref().map(manifest::Platform::label))
+                            .collect(),
+                    });
+                    filtered
+                };
+                // A digest reference names the original index; the filtered one has its own.
+                let reference = match &target.target {
+                    registry::reference::Target::Digest(_) => top.digest.to_string(),
+                    tag => tag.to_string(),
+                };
+                self.push_manifest(target, &reference, &top).await?;
+                Ok(top.digest.clone())
+            }
+        }
+    }
+
+    fn select_children<'a>(&self, children: &'a [Descriptor], label: &str) -> Result<Vec<&'a Descriptor>> {
+        if self.options.platforms.is_empty() {
+            return Ok(children.iter().collect());
+        }
+        let selected: Vec<&Descriptor> = children
+            .iter()
+            .filter(|child| {
+                child.platform.as_ref().is_some_and(|platform| {
+                    self.options.platforms.iter().any(|f| f.matches(platform))
+                })
+            })
+            .collect();
+        if selected.is_empty() {
+            let available: Vec<String> = children
+                .iter()
+                .filter_map(|c| c.platform.as_ref().map(manifest::Platform::label))
+                .collect();
+            let wanted: Vec<String> = self
+                .options
+                .platforms
+                .iter()
+                .map(|f| match &f.variant {
+                    Some(variant) => format!("{}/{}/{variant}", f.os, f.architecture),
+                    None => format!("{}/{}", f.os, f.architecture),
+                })
+                .collect();
+            return Err(Error::NoMatchingPlatform {
+                reference: label.to_string(),
+                wanted: wanted.join(","),
+                available: available.join(","),
+            });
+        }
+        Ok(selected)
+    }
+
+    async fn push_manifest(&self, target: &ImageName, reference: &str, manifest: &Manifest) -> Result<()> {
+        if self.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        self.destination
+            .put_manifest(&target.repository, reference, manifest)
+            .await
+    }
+
+    async fn ensure_blobs<'a>(
+        &self,
+        image: ImageId,
+        source: &ImageName,
+        target: &ImageName,
+        blobs: impl Iterator<Item = &'a Descriptor>,
+    ) -> Result<()> {
+        let mut seen = HashSet::new();
+        let unique: Vec<&Descriptor> = blobs.filter(|b| seen.insert(b.digest.clone())).collect();
+        try_join_all(
+            unique
+                .into_iter()
+                .map(|blob| self.ensure_blob(image, source, target, blob)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Makes sure the target repository holds a blob: already there, mounted from where this
+    /// job put it before, or transferred (once, while other images needing it wait).
+    async fn ensure_blob(
+        &self,
+        image: ImageId,
+        source: &ImageName,
+        target: &ImageName,
+        blob: &Descriptor,
+    ) -> Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let entry = self.ledger.entry(&blob.digest);
+        let _busy = entry.busy.lock().await;
+        let repository = &target.repository;
+        let landed: Vec<String> = lock(&entry.landed_in).clone();
+        let done = |outcome| {
+            lock(&entry.landed_in).push(repository.clone());
+            self.emit(Event::BlobDone {
+                image,
+                digest: blob.digest.clone(),
+                size: blob.size,
+                outcome,
+            });
+        };
+        if landed.contains(repository) {
+            self.counters.existing.fetch_add(1, Relaxed);
+            done(BlobOutcome::Existed);
+            return Ok(());
+        }
+        if let Some(from) = landed.first()
+            && self.destination.mount_blob(repository, blob, from).await?
+        {
+            self.counters.mounted.fetch_add(1, Relaxed);
+            done(BlobOutcome::Mounted);
+            return Ok(());
+        }
+        if self.destination.has_blob(repository, blob).await? {
+            self.counters.existing.fetch_add(1, Relaxed);
+            done(BlobOutcome::Existed);
+            return Ok(());
+        }
+        let _permit = self
+            .transfers
+            .acquire()
+            .await
+            .map_err(|_| Error::Cancelled)?;
+        self.emit(Event::BlobStarted {
+            image,
+            digest: blob.digest.clone(),
+            size: blob.size,
+        });
+        self.transfer(image, source, target, blob).await?;
+        self.counters.transferred.fetch_add(1, Relaxed);
+        done(BlobOutcome::Transferred);
+        Ok(())
+    }
+
+    /// Streams one blob, retrying a broken transfer from the start a few times before the
+    /// failure goes up to the image's own retries.
+    async fn transfer(&self, image: ImageId, source: &ImageName, target: &ImageName, blob: &Descriptor) -> Result<()> {
+        const ATTEMPTS: u32 = 3;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let content = self.source.blob(&source.repository, blob).await?;
+            let observer = self.observer.clone();
+            let counted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let counter = counted.clone();
+            let verified = Verified::new(
+                content,
+                blob,
+                Box::new(move |bytes| {
+                    counter.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+                    observer.event(&Event::BlobProgress { image, bytes });
+                }),
+            );
+            let outcome = self
+                .destination
+                .put_blob(&target.repository, blob, verified.boxed())
+                .await;
+            self.counters.bytes.fetch_add(
+                counted.load(std::sync::atomic::Ordering::Relaxed),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            match outcome {
+                Err(error) if error.is_retryable() && attempt < ATTEMPTS && !self.cancel.is_cancelled() => {
+                    tracing::debug!(%error, digest = %blob.digest, "retrying blob");
+                    tokio::time::sleep(self.options.backoff.delay(attempt) / 4).await;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The image-transmit engine: copies images from an [`transport::ImageSource`] to an
+//! [`transport::ImageDestination`], whatever they are, and tells [`events::Observer`]s what it
+//! does. Saving, uploading, loading and direct copy are all this one job.
+
+pub mod copy;
+pub mod error;
+pub mod events;
+pub mod plan;
+pub mod transport;
+mod verify;
+
+pub use copy::{CopyJob, CopyOptions, ImageReport, ImageStatus, JobReport, PlatformFilter};
+pub use error::{Error, Result};
+pub use events::{BlobOutcome, Event, ImageId, Observer, Observers};

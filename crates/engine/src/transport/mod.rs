@@ -1,0 +1,56 @@
+//! The two seams of the engine: where images come from and where they go. Every mode
+//! (copy, save, upload, load, serve) is the same copy between one source and one destination.
+
+pub mod registry;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use ::registry::manifest::Descriptor;
+
+use crate::error::Result;
+
+pub use ::registry::Manifest;
+
+/// A stream of blob bytes. Errors are registry errors since every transport maps to them.
+pub type ByteStream = BoxStream<'static, Result<Bytes, ::registry::Error>>;
+
+/// Where images are read from.
+#[async_trait]
+pub trait ImageSource: Send + Sync {
+    /// A short description for messages (`registry 10.0.0.1:5000`).
+    fn describe(&self) -> String;
+
+    /// The manifest at `reference` (a tag or a digest) of `repository`.
+    async fn manifest(&self, repository: &str, reference: &str) -> Result<Manifest>;
+
+    /// Opens a blob for streaming. The engine verifies size and digest as it flows.
+    async fn blob(&self, repository: &str, descriptor: &Descriptor) -> Result<ByteStream>;
+}
+
+/// Where images are written to.
+#[async_trait]
+pub trait ImageDestination: Send + Sync {
+    fn describe(&self) -> String;
+
+    /// Whether `repository` already holds the blob.
+    async fn has_blob(&self, repository: &str, descriptor: &Descriptor) -> Result<bool>;
+
+    /// Links a blob that `from` already holds into `repository` without transfer. Returns
+    /// false when the destination cannot (the caller then uploads).
+    async fn mount_blob(&self, repository: &str, descriptor: &Descriptor, from: &str)
+    -> Result<bool>;
+
+    /// Stores a blob from a stream. The stream fails at its end if the content does not match
+    /// the descriptor, and the destination must then commit nothing.
+    async fn put_blob(
+        &self,
+        repository: &str,
+        descriptor: &Descriptor,
+        content: ByteStream,
+    ) -> Result<()>;
+
+    /// Stores manifest bytes, unchanged, under `reference` (tag or digest).
+    async fn put_manifest(&self, repository: &str, reference: &str, manifest: &Manifest)
+    -> Result<()>;
+}

@@ -1,0 +1,129 @@
+//! A registry as a source and as a destination.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use registry::manifest::Descriptor;
+use registry::{Digest, MountOutcome, Registry, UploadSession};
+
+use super::{ByteStream, ImageDestination, ImageSource, Manifest};
+use crate::error::Result;
+
+pub struct RegistrySource {
+    registry: Registry,
+}
+
+impl RegistrySource {
+    pub fn new(registry: Registry) -> RegistrySource {
+        RegistrySource { registry }
+    }
+}
+
+#[async_trait]
+impl ImageSource for RegistrySource {
+    fn describe(&self) -> String {
+        self.registry.host().to_string()
+    }
+
+    async fn manifest(&self, repository: &str, reference: &str) -> Result<Manifest> {
+        Ok(self.registry.get_manifest(repository, reference).await?)
+    }
+
+    async fn blob(&self, repository: &str, descriptor: &Descriptor) -> Result<ByteStream> {
+        let blob = self.registry.get_blob(repository, &descriptor.digest).await?;
+        Ok(blob.stream.boxed())
+    }
+}
+
+pub struct RegistryDestination {
+    registry: Registry,
+    /// Uploads a refused mount opened for us (202), used by the upload that follows instead of
+    /// opening another.
+    opened_by_mount: Mutex<HashMap<(String, Digest), UploadSession>>,
+}
+
+impl RegistryDestination {
+    pub fn new(registry: Registry) -> RegistryDestination {
+        RegistryDestination {
+            registry,
+            opened_by_mount: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+#[async_trait]
+impl ImageDestination for RegistryDestination {
+    fn describe(&self) -> String {
+        self.registry.host().to_string()
+    }
+
+    async fn has_blob(&self, repository: &str, descriptor: &Descriptor) -> Result<bool> {
+        let size = self
+            .registry
+            .blob_size_for_push(repository, &descriptor.digest)
+            .await?;
+        Ok(size.is_some())
+    }
+
+    async fn mount_blob(
+        &self,
+        repository: &str,
+        descriptor: &Descriptor,
+        from: &str,
+    ) -> Result<bool> {
+        match self
+            .registry
+            .mount_blob(repository, &descriptor.digest, from)
+            .await
+        {
+            Ok(MountOutcome::Mounted) => Ok(true),
+            Ok(MountOutcome::Upload(session)) => {
+                self.opened_by_mount
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .insert((repository.to_string(), descriptor.digest.clone()), session);
+                Ok(false)
+            }
+            // A registry that rejects mounts outright still takes uploads.
+            Err(error) => {
+                tracing::debug!(%error, "mount refused");
+                Ok(false)
+            }
+        }
+    }
+
+    async fn put_blob(
+        &self,
+        repository: &str,
+        descriptor: &Descriptor,
+        content: ByteStream,
+    ) -> Result<()> {
+        let opened = self
+            .opened_by_mount
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&(repository.to_string(), descriptor.digest.clone()));
+        let session = match opened {
+            Some(session) => session,
+            None => self.registry.start_upload(repository).await?,
+        };
+        self.registry
+            .upload_blob(session, &descriptor.digest, descriptor.size, content)
+            .await?;
+        Ok(())
+    }
+
+    async fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        manifest: &Manifest,
+    ) -> Result<()> {
+        self.registry
+            .put_manifest(repository, reference, &manifest.bytes, &manifest.media_type)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,435 @@
+//! The registry handle: one per endpoint and credential set, shared by every image of a job.
+//!
+//! It owns the request plumbing every operation goes through: scheme resolution (ping),
+//! authentication with token refresh on 401, and retries with backoff on connection errors,
+//! 5xx and 429. Operations themselves live in `blobs.rs` and `manifests.rs`.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use tokio::sync::{OnceCell, RwLock};
+
+use crate::auth::{self, Challenge, Credentials, Scope, Secret, TokenCache};
+use crate::endpoint::{Endpoint, Scheme, TlsOptions, http_client};
+use crate::error::{Error, Result};
+use crate::retry::{RetryPolicy, retry_after};
+
+/// Everything needed to open a registry.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// `[scheme://]host[:port][/prefix]`.
+    pub address: String,
+    /// Explicit credentials (cfg.yaml `user`/`password`); when absent, Docker's config is used.
+    pub credentials: Option<Credentials>,
+    pub tls: TlsOptions,
+    pub retry: RetryPolicy,
+    /// Whether to look credentials up in Docker's config.json when none are given.
+    pub use_docker_config: bool,
+}
+
+/// A connection to one registry. Cloning is cheap and shares tokens and connections.
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    endpoint: Endpoint,
+    explicit_credentials: Option<Credentials>,
+    use_docker_config: bool,
+    http: reqwest::Client,
+    retry: RetryPolicy,
+    /// The base URL (`scheme://host`) and challenge found by the first ping.
+    base: OnceCell<String>,
+    challenge: RwLock<Option<Challenge>>,
+    secret: OnceCell<Secret>,
+    tokens: TokenCache,
+    /// Set once the registry refused a single-request upload; later uploads go in chunks.
+    pub(crate) chunked_uploads: AtomicBool,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("host", &self.inner.endpoint.host)
+            .finish_non_exhaustive()
+    }
+}
+
+const USER_AGENT: &str = concat!("image-transmit/", env!("CARGO_PKG_VERSION"));
+/// The longest a 429 `Retry-After` may pause one request.
+const RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
+
+impl Registry {
+    pub fn new(options: RegistryOptions) -> Result<Registry> {
+        let endpoint = Endpoint::parse(&options.address)?;
+        let http = http_client(&options.tls, USER_AGENT)?;
+        Ok(Registry {
+            inner: Arc::new(Inner {
+                endpoint,
+                explicit_credentials: options.credentials,
+                use_docker_config: options.use_docker_config,
+                http,
+                retry: options.retry,
+                base: OnceCell::new(),
+                challenge: RwLock::new(None),
+                secret: OnceCell::new(),
+                tokens: TokenCache::default(),
+                chunked_uploads: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
+    }
+
+    pub fn host(&self) -> &str {
+        &self.inner.endpoint.host
+    }
+
+    pub(crate) fn inner_chunked(&self) -> &AtomicBool {
+        &self.inner.chunked_uploads
+    }
+
+    /// Checks that the registry answers and that the credentials work, so a job fails early
+    /// with one clear error instead of once per image.
+    pub async fn check(&self, repository: &str, push: bool) -> Result<()> {
+        self.base_url().await?;
+        let scope = if push {
+            Scope::push(repository)
+        } else {
+            Scope::pull(repository)
+        };
+        self.authorization(&[scope]).await.map(|_| ())
+    }
+
+    /// `scheme://host`, resolved by pinging `/v2/` once.
+    pub(crate) async fn base_url(&self) -> Result<&str> {
+        self.inner
+            .base
+            .get_or_try_init(|| self.ping())
+            .await
+            .map(String::as_str)
+    }
+
+    async fn ping(&self) -> Result<String> {
+        let endpoint = &self.inner.endpoint;
+        let candidates: &[bool] = match endpoint.scheme {
+            Scheme::Http => &[false],
+            Scheme::Https => &[true],
+            Scheme::HttpsThenHttp => &[true, false],
+        };
+        let mut last_error = None;
+        for &https in candidates {
+            let base = endpoint.base_url(https);
+            let url = format!("{base}/v2/");
+            match self.execute(&|| self.inner.http.get(&url)).await {
+                Ok(response) => {
+                    let challenge = match response.status() {
+                        StatusCode::UNAUTHORIZED => response
+                            .headers()
+                            .get(WWW_AUTHENTICATE)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(Challenge::parse)
+                            .unwrap_or(Challenge::Basic),
+                        status if status.is_success() => Challenge::None,
+                        _ => return Err(self.status_error(response, "GET", "/v2/").await),
+                    };
+                    *self.inner.challenge.write().await = Some(challenge);
+                    return Ok(base);
+                }
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| self.unreachable("no scheme to try".into())))
+    }
+
+    async fn secret(&self) -> &Secret {
+        self.inner
+            .secret
+            .get_or_init(|| async {
+                match &self.inner.explicit_credentials {
+                    Some(credentials) => Secret::Basic(credentials.clone()),
+                    None if self.inner.use_docker_config => {
+                        Secret::from_docker_config(self.inner.endpoint.credential_key()).await
+                    }
+                    None => Secret::Anonymous,
+                }
+            })
+            .await
+    }
+
+    /// The Authorization header for a request needing `scopes`, fetching a token if needed.
+    async fn authorization(&self, scopes: &[Scope]) -> Result<Option<String>> {
+        self.base_url().await?;
+        let challenge = self.inner.challenge.read().await.clone();
+        match challenge {
+            None | Some(Challenge::None) => Ok(None),
+            Some(Challenge::Basic) => Ok(self.secret().await.basic_header()),
+            Some(Challenge::Bearer { realm, service }) => {
+                let key = auth::scope_key(scopes);
+                if let Some(token) = self.inner.tokens.get(&key).await {
+                    return Ok(Some(format!("Bearer {token}")));
+                }
+                let secret = self.secret().await;
+                let response = self
+                    .execute(&|| {
+                        auth::token_request(
+                            &self.inner.http,
+                            &realm,
+                            service.as_deref(),
+                            scopes,
+                            secret,
+                        )
+                    })
+                    .await?;
+                let status = response.status();
+                if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                    return Err(Error::Unauthorized {
+                        host: self.host().to_string(),
+                    });
+                }
+                if !status.is_success() {
+                    return Err(self.status_error(response, "GET", "token").await);
+                }
+                let body = response.bytes().await.map_err(|e| self.transfer(&e))?;
+                let issued = auth::parse_token_response(&body).ok_or_else(|| Error::Protocol {
+                    host: self.host().to_string(),
+                    detail: "the token endpoint answered without a token".into(),
+                })?;
+                let header = format!("Bearer {}", issued.token);
+                self.inner
+                    .tokens
+                    .store(key, issued.token, issued.lifetime)
+                    .await;
+                Ok(Some(header))
+            }
+        }
+    }
+
+    /// After a 401: forget the token for these scopes and take the challenge the registry
+    /// sent now (it may name a different realm than the ping did).
+    async fn reauthenticate(&self, response: &Response, scopes: &[Scope]) {
+        self.inner.tokens.forget(&auth::scope_key(scopes)).await;
+        if let Some(challenge) = response
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(Challenge::parse)
+        {
+            *self.inner.challenge.write().await = Some(challenge);
+        }
+    }
+
+    /// The URL of a path under `/v2/`, or an absolute URL (upload locations) resolved against
+    /// the base.
+    pub(crate) async fn url(&self, path_or_url: &str) -> Result<String> {
+        let base = self.base_url().await?;
+        if path_or_url.starts_with("http://") || path_or_url.starts_with("https://") {
+            return Ok(path_or_url.to_string());
+        }
+        if path_or_url.starts_with('/') {
+            return Ok(format!("{base}{path_or_url}"));
+        }
+        Ok(format!("{base}/v2/{path_or_url}"))
+    }
+
+    /// Sends a request that can be rebuilt at will (no streaming body): authenticated,
+    /// retried on transient failures, re-authenticated once on 401.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path_or_url: &str,
+        scopes: &[Scope],
+        configure: &(dyn Fn(RequestBuilder) -> RequestBuilder + Sync),
+    ) -> Result<Response> {
+        let url = self.url(path_or_url).await?;
+        let mut reauthenticated = false;
+        loop {
+            let authorization = self.authorization(scopes).await?;
+            let response = self
+                .execute(&|| {
+                    let mut request = self.inner.http.request(method.clone(), &url);
+                    if let Some(value) = &authorization {
+                        request = request.header(AUTHORIZATION, value);
+                    }
+                    configure(request)
+                })
+                .await?;
+            if response.status() != StatusCode::UNAUTHORIZED {
+                return Ok(response);
+            }
+            if reauthenticated {
+                return Err(self.unauthorized().await);
+            }
+            reauthenticated = true;
+            self.reauthenticate(&response, scopes).await;
+        }
+    }
+
+    /// Sends a request with a one-shot streaming body: no retry here (the body cannot be
+    /// replayed); the caller's caller retries the whole blob from its source.
+    pub(crate) async fn send_stream(
+        &self,
+        method: Method,
+        url: &str,
+        scopes: &[Scope],
+        configure: impl FnOnce(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response> {
+        let authorization = self.authorization(scopes).await?;
+        let mut request = self.inner.http.request(method, url);
+        if let Some(value) = &authorization {
+            request = request.header(AUTHORIZATION, value);
+        }
+        let response = configure(request)
+            .send()
+            .await
+            .map_err(|e| self.request_error(&e))?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            // Most likely the token ran out during a long upload: a fresh one comes with the
+            // retry.
+            self.reauthenticate(&response, scopes).await;
+            return Err(Error::Transfer {
+                host: self.host().to_string(),
+                detail: "authorization expired during the upload".into(),
+            });
+        }
+        Ok(response)
+    }
+
+    /// Runs a request with retries on connection errors, 408, 429 and 5xx.
+    async fn execute(&self, build: &(dyn Fn() -> RequestBuilder + Sync)) -> Result<Response> {
+        let policy = self.inner.retry;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let last_try = attempt > policy.retries;
+            match build().send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let transient = status.is_server_error()
+                        || status == StatusCode::TOO_MANY_REQUESTS
+                        || status == StatusCode::REQUEST_TIMEOUT;
+                    if !transient || last_try {
+                        return Ok(response);
+                    }
+                    let wait = response
+                        .headers()
+                        .get(RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| retry_after(v, RETRY_AFTER_CAP))
+                        .unwrap_or_else(|| policy.delay(attempt));
+                    tracing::debug!(host = self.host(), %status, ?wait, "retrying request");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(error) => {
+                    let error = self.request_error(&error);
+                    if !error.is_retryable() || last_try {
+                        return Err(error);
+                    }
+                    tracing::debug!(host = self.host(), %error, "retrying request");
+                    tokio::time::sleep(policy.delay(attempt)).await;
+                }
+            }
+        }
+    }
+
+    async fn unauthorized(&self) -> Error {
+        match self.secret().await {
+            Secret::Anonymous => Error::AuthenticationRequired {
+                host: self.host().to_string(),
+            },
+            _ => Error::Unauthorized {
+                host: self.host().to_string(),
+            },
+        }
+    }
+
+    fn unreachable(&self, detail: String) -> Error {
+        Error::Unreachable {
+            host: self.host().to_string(),
+            detail,
+        }
+    }
+
+    pub(crate) fn transfer(&self, error: &reqwest::Error) -> Error {
+        Error::Transfer {
+            host: self.host().to_string(),
+            detail: error_chain(error),
+        }
+    }
+
+    /// Classifies a failed send: certificate problems, unreachable hosts, broken transfers.
+    fn request_error(&self, error: &reqwest::Error) -> Error {
+        let detail = error_chain(error);
+        let lower = detail.to_ascii_lowercase();
+        if lower.contains("certificate") || lower.contains("unknownissuer") {
+            return Error::TlsVerification {
+                host: self.host().to_string(),
+                detail,
+            };
+        }
+        if error.is_connect() || error.is_timeout() {
+            return self.unreachable(detail);
+        }
+        Error::Transfer {
+            host: self.host().to_string(),
+            detail,
+        }
+    }
+
+    /// Turns an unexpected answer into an error, keeping a short piece of the body because
+    /// registries explain themselves there.
+    pub(crate) async fn status_error(&self, response: Response, method: &str, path: &str) -> Error {
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        let body: String = body.trim().chars().take(300).collect();
+        Error::Status {
+            host: self.host().to_string(),
+            status,
+            method: method.to_string(),
+            path: path.to_string(),
+            body,
+        }
+    }
+
+    /// Maps 403 and 404 to their own errors, the rest to [`Error::Status`].
+    pub(crate) async fn unexpected(
+        &self,
+        response: Response,
+        method: &str,
+        repository: &str,
+        what: impl FnOnce() -> String,
+    ) -> Error {
+        match response.status() {
+            StatusCode::NOT_FOUND => Error::NotFound {
+                host: self.host().to_string(),
+                what: what(),
+            },
+            StatusCode::FORBIDDEN => Error::Denied {
+                host: self.host().to_string(),
+                repository: repository.to_string(),
+            },
+            _ => self.status_error(response, method, &what()).await,
+        }
+    }
+}
+
+/// The error with all its causes, which is where hyper and rustls put the useful part.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,175 @@
+//! Manifest and tag operations on a [`Registry`].
+
+use bytes::Bytes;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, LINK};
+use reqwest::{Method, StatusCode};
+
+use crate::Digest;
+use crate::auth::Scope;
+use crate::client::Registry;
+use crate::error::{Error, Result};
+use crate::manifest::{ACCEPT_MANIFESTS, detect_media_type};
+
+/// Manifest bytes exactly as the registry served them.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub bytes: Bytes,
+    pub media_type: String,
+    pub digest: Digest,
+}
+
+/// Largest manifest accepted; the distribution spec recommends registries accept 4 MiB.
+const MAX_MANIFEST: usize = 4 << 20;
+
+impl Registry {
+    /// Fetches a manifest by tag or digest. Fetched by digest, the bytes are verified.
+    pub async fn get_manifest(&self, repository: &str, reference: &str) -> Result<Manifest> {
+        let path = format!("{repository}/manifests/{reference}");
+        let response = self
+            .send(Method::GET, &path, &[Scope::pull(repository)], &|r| {
+                r.header(ACCEPT, ACCEPT_MANIFESTS)
+            })
+            .await?;
+        if response.status() != StatusCode::OK {
+            return Err(self
+                .unexpected(response, "GET", repository, || {
+                    format!("manifest {repository}:{reference}")
+                })
+                .await);
+        }
+        let header = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = response.bytes().await.map_err(|e| self.transfer(&e))?;
+        if bytes.len() > MAX_MANIFEST {
+            return Err(Error::InvalidManifest {
+                reference: format!("{repository}:{reference}"),
+                detail: format!("{} bytes is larger than any real manifest", bytes.len()),
+            });
+        }
+        let digest = Digest::of(&bytes);
+        if let Ok(expected) = reference.parse::<Digest>()
+            && expected != digest
+        {
+            return Err(Error::DigestMismatch {
+                expected,
+                actual: digest,
+                bytes: bytes.len() as u64,
+            });
+        }
+        let full_reference = format!("{}/{repository}:{reference}", self.host());
+        let media_type = detect_media_type(header.as_deref(), &bytes, &full_reference)?;
+        Ok(Manifest {
+            bytes,
+            media_type,
+            digest,
+        })
+    }
+
+    /// The digest a tag points to, or None if the manifest is absent. A HEAD does not count
+    /// against pull quotas.
+    pub async fn head_manifest(&self, repository: &str, reference: &str) -> Result<Option<Digest>> {
+        let path = format!("{repository}/manifests/{reference}");
+        let response = self
+            .send(Method::HEAD, &path, &[Scope::pull(repository)], &|r| {
+                r.header(ACCEPT, ACCEPT_MANIFESTS)
+            })
+            .await?;
+        match response.status() {
+            StatusCode::OK => Ok(response
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(self
+                .unexpected(response, "HEAD", repository, || path.clone())
+                .await),
+        }
+    }
+
+    /// Pushes manifest bytes unchanged under a tag or digest.
+    pub async fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        bytes: &Bytes,
+        media_type: &str,
+    ) -> Result<()> {
+        let path = format!("{repository}/manifests/{reference}");
+        let response = self
+            .send(Method::PUT, &path, &[Scope::push(repository)], &|r| {
+                r.header(CONTENT_TYPE, media_type).body(bytes.clone())
+            })
+            .await?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(self
+                .unexpected(response, "PUT", repository, || {
+                    format!("manifest {repository}:{reference}")
+                })
+                .await)
+        }
+    }
+
+    /// Every tag of a repository, following `Link` pagination.
+    pub async fn list_tags(&self, repository: &str) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct TagList {
+            tags: Option<Vec<String>>,
+        }
+        let mut tags = Vec::new();
+        let mut next = Some(format!("{repository}/tags/list?n=1000"));
+        while let Some(path) = next.take() {
+            let response = self
+                .send(Method::GET, &path, &[Scope::pull(repository)], &|r| r)
+                .await?;
+            if response.status() != StatusCode::OK {
+                return Err(self
+                    .unexpected(response, "GET", repository, || {
+                        format!("repository {repository}")
+                    })
+                    .await);
+            }
+            next = response
+                .headers()
+                .get(LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(next_link);
+            let body = response.bytes().await.map_err(|e| self.transfer(&e))?;
+            let page: TagList = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
+                host: self.host().to_string(),
+                detail: format!("tag list of {repository}: {e}"),
+            })?;
+            tags.extend(page.tags.unwrap_or_default());
+        }
+        Ok(tags)
+    }
+}
+
+/// The target of a `Link: </v2/x/tags/list?last=a&n=1>; rel="next"` header.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        params
+            .contains("rel=\"next\"")
+            .then(|| target.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_link;
+
+    #[test]
+    fn reads_the_next_page_link() {
+        assert_eq!(
+            next_link(r#"</v2/a/tags/list?last=t&n=2>; rel="next""#).as_deref(),
+            Some("/v2/a/tags/list?last=t&n=2")
+        );
+        assert_eq!(next_link(r#"</x>; rel="prev""#), None);
+    }
+}
