@@ -98,6 +98,13 @@ impl Registry {
         let response = self
             .send(Method::GET, &path, &[Scope::pull(repository)], &|r| r)
             .await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Err(Error::BlobNotFound {
+                host: self.host().to_string(),
+                repository: repository.to_string(),
+                digest: digest.clone(),
+            });
+        }
         if response.status() != StatusCode::OK {
             return Err(self
                 .unexpected(response, "GET", repository, || {

@@ -28,6 +28,9 @@ pub struct RegistryOptions {
     pub retry: RetryPolicy,
     /// Whether to look credentials up in Docker's config.json when none are given.
     pub use_docker_config: bool,
+    /// For an address without a scheme: try HTTPS first, then plain HTTP, as the original tool
+    /// did for such cfg.yaml entries. Certificates are still verified when HTTPS answers.
+    pub http_fallback: bool,
 }
 
 /// A connection to one registry. Cloning is cheap and shares tokens and connections.
@@ -65,7 +68,10 @@ const RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
 
 impl Registry {
     pub fn new(options: RegistryOptions) -> Result<Registry> {
-        let endpoint = Endpoint::parse(&options.address)?;
+        let mut endpoint = Endpoint::parse(&options.address)?;
+        if options.http_fallback && !options.address.contains("://") {
+            endpoint.scheme = Scheme::HttpsThenHttp;
+        }
         let http = http_client(&options.tls, USER_AGENT)?;
         Ok(Registry {
             inner: Arc::new(Inner {
@@ -95,16 +101,20 @@ impl Registry {
         &self.inner.chunked_uploads
     }
 
-    /// Checks that the registry answers and that the credentials work, so a job fails early
-    /// with one clear error instead of once per image.
+    /// Checks that the registry answers and accepts the credentials, so a job fails early with
+    /// one clear error instead of once per image.
     pub async fn check(&self, repository: &str, push: bool) -> Result<()> {
-        self.base_url().await?;
         let scope = if push {
             Scope::push(repository)
         } else {
             Scope::pull(repository)
         };
-        self.authorization(&[scope]).await.map(|_| ())
+        let response = self.send(Method::GET, "/v2/", &[scope], &|r| r).await?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.status_error(response, "GET", "/v2/").await)
+        }
     }
 
     /// `scheme://host`, resolved by pinging `/v2/` once.
@@ -142,6 +152,8 @@ impl Registry {
                     *self.inner.challenge.write().await = Some(challenge);
                     return Ok(base);
                 }
+                // A certificate problem is the answer; plain HTTP would only hide it.
+                Err(error @ Error::TlsVerification { .. }) => return Err(error),
                 Err(error) => last_error = Some(error),
             }
         }

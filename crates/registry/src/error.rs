@@ -26,6 +26,16 @@ pub enum Error {
     #[error("registry {host} denied access to {repository} (HTTP 403)")]
     Denied { host: String, repository: String },
 
+    #[error("image {reference} not found on registry {host}")]
+    ManifestNotFound { host: String, reference: String },
+
+    #[error("blob {digest} not found in {repository} on registry {host}")]
+    BlobNotFound {
+        host: String,
+        repository: String,
+        digest: Digest,
+    },
+
     #[error("{what} not found on registry {host}")]
     NotFound { host: String, what: String },
 

@@ -30,6 +30,13 @@ impl Registry {
                 r.header(ACCEPT, ACCEPT_MANIFESTS)
             })
             .await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            let separator = if reference.contains(':') { '@' } else { ':' };
+            return Err(Error::ManifestNotFound {
+                host: self.host().to_string(),
+                reference: format!("{repository}{separator}{reference}"),
+            });
+        }
         if response.status() != StatusCode::OK {
             return Err(self
                 .unexpected(response, "GET", repository, || {

@@ -1,0 +1,67 @@
+//! The command line of the new form (`image-transmit copy --from … --to …`). The original's
+//! single-dash flags are read by `legacy.rs` and mapped onto the same commands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "image-transmit",
+    version,
+    about = "Moves container images between registries"
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalOptions,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct GlobalOptions {
+    /// cfg.yaml to use (default: ./cfg.yaml, then ./data/cfg.yaml, then beside the binary)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Language of messages: zh_CN or en_US (default: cfg.yaml `lang`, then LANG)
+    #[arg(long, global = true, value_name = "LANG")]
+    pub(crate) lang: Option<String>,
+    /// Write a machine-readable report of the job to this file
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) json: Option<PathBuf>,
+    /// Most blob transfers at once (cfg.yaml `maxconn`, default 5)
+    #[arg(long, global = true, value_name = "N")]
+    pub(crate) maxconn: Option<usize>,
+    /// Extra attempts per failed image (cfg.yaml `retries`, default 2)
+    #[arg(long, global = true, value_name = "N")]
+    pub(crate) retries: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Copy images from one registry to another
+    Copy(CopyArgs),
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct CopyArgs {
+    /// Source registry: a `name` from cfg.yaml or an address such as http://10.0.0.1:5000
+    #[arg(long, value_name = "SRC")]
+    pub(crate) from: String,
+    /// Target registry: a `name` from cfg.yaml or an address
+    #[arg(long, value_name = "DST")]
+    pub(crate) to: String,
+    /// Image list file, one image per line (`-` reads standard input)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) list: Option<PathBuf>,
+    /// Platforms to copy from multi-platform images, e.g. linux/amd64,linux/arm64
+    #[arg(long, value_name = "OS/ARCH,…")]
+    pub(crate) platform: Option<String>,
+    /// With one platform selected, push its manifest instead of a one-entry index
+    #[arg(long)]
+    pub(crate) platform_as_manifest: bool,
+    /// Images to copy, in the list's syntax (`ns/app:1`, `ns/app:1->other/app:2`)
+    #[arg(value_name = "IMAGE")]
+    pub(crate) images: Vec<String>,
+}

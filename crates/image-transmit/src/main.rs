@@ -1,0 +1,209 @@
+//! image-transmit: moves container images between registries, offline bundles and local
+//! engines. This binary is glue: it reads cfg.yaml and the command line (new subcommands or the
+//! original's single-dash flags), runs the engine, shows progress, and maps the outcome to an
+//! exit status: 0 everything done, 1 some image invalid or failed, 2 bad usage or configuration.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod cli;
+mod commands;
+mod config;
+mod i18n;
+mod legacy;
+mod messages;
+mod progress;
+mod report;
+mod status_format;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use rust_i18n::t;
+
+use crate::cli::{Cli, Command, CopyArgs, GlobalOptions};
+use crate::commands::{RunError, UsageError};
+use crate::config::{Config, ConfigError};
+use crate::legacy::LegacyMode;
+
+rust_i18n::i18n!("locales", fallback = "en");
+
+/// What to run, from either command-line form.
+enum Invocation {
+    Command(GlobalOptions, Command),
+    /// A legacy call that only prints usage (with an exit status).
+    Usage {
+        message: Option<String>,
+        status: u8,
+    },
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Messages before cfg.yaml is read (bad flags) use the flag or environment language.
+    i18n::apply_language(None, None);
+    let invocation = match parse_invocation(&args) {
+        Ok(invocation) => invocation,
+        Err(code) => return code,
+    };
+    let (global, command) = match invocation {
+        Invocation::Command(global, command) => (global, command),
+        Invocation::Usage { message, status } => {
+            if let Some(message) = message {
+                eprintln!("{message}");
+            }
+            eprintln!("{}", legacy_usage());
+            return ExitCode::from(status);
+        }
+    };
+    let config = match load_config(&global) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(1);
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match &command {
+            Command::Copy(args) => commands::copy::run(&global, args, &config).await,
+        }
+    });
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("{}", one_line(&error));
+            if error.is::<UsageError>() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+/// The error and its causes on one line, each cause once.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    if error.is::<RunError>() || error.is::<UsageError>() {
+        return error.to_string();
+    }
+    text
+}
+
+fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
+    if legacy::is_legacy(args) {
+        let invocation = legacy::parse(args).map_err(|error| {
+            eprintln!("{error}");
+            eprintln!("{}", legacy_usage());
+            ExitCode::from(2)
+        })?;
+        if let Some(lang) = &invocation.lang {
+            i18n::apply_language(Some(lang), None);
+        }
+        let global = GlobalOptions {
+            config: invocation.config.clone(),
+            lang: invocation.lang.clone(),
+            json: invocation.json.clone(),
+            maxconn: invocation.maxconn,
+            retries: invocation.retries,
+        };
+        return Ok(match legacy::mode(&invocation) {
+            LegacyMode::Transmit => Invocation::Command(
+                global,
+                Command::Copy(CopyArgs {
+                    from: invocation.src.clone().unwrap_or_default(),
+                    to: invocation.dst.clone().unwrap_or_default(),
+                    list: invocation.lst.clone(),
+                    ..CopyArgs::default()
+                }),
+            ),
+            LegacyMode::Help => Invocation::Usage {
+                message: None,
+                status: 0,
+            },
+            LegacyMode::Invalid => Invocation::Usage {
+                message: Some(t!("legacy.invalid_args").to_string()),
+                status: 2,
+            },
+            LegacyMode::Watch | LegacyMode::Upload | LegacyMode::Save { .. } => Invocation::Usage {
+                message: Some(t!("error.mode_not_available").to_string()),
+                status: 2,
+            },
+        });
+    }
+    match Cli::try_parse_from(
+        std::iter::once("image-transmit".to_string()).chain(args.iter().cloned()),
+    ) {
+        Ok(cli) => {
+            if let Some(lang) = &cli.global.lang {
+                i18n::apply_language(Some(lang), None);
+            }
+            Ok(Invocation::Command(cli.global, cli.command))
+        }
+        Err(error) => {
+            let status = if error.use_stderr() { 2 } else { 0 };
+            let _ = error.print();
+            Err(ExitCode::from(status))
+        }
+    }
+}
+
+/// Reads cfg.yaml if there is one (commands given registry addresses need none), warns about
+/// unknown keys, and applies its language.
+fn load_config(global: &GlobalOptions) -> Result<Config, ConfigError> {
+    let config = match Config::locate(global.config.as_deref())? {
+        Some(path) => {
+            let loaded = Config::load(&path)?;
+            i18n::apply_language(global.lang.as_deref(), loaded.config.lang.as_deref());
+            for key in &loaded.unknown_keys {
+                eprintln!("{}", t!("warning.unknown_config_key", key = key));
+            }
+            loaded.config
+        }
+        None => Config::default(),
+    };
+    Ok(config)
+}
+
+fn legacy_usage() -> String {
+    let program = std::env::args()
+        .next()
+        .and_then(|p| {
+            std::path::Path::new(&p)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "image-transmit".to_string());
+    format!(
+        "{}\n{program} [OPTIONS]\n{}",
+        t!("app.title"),
+        t!("legacy.examples", program = program)
+    )
+}
+
+/// Diagnostics go to stderr, filtered by `RUST_LOG` (warnings by default).
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}

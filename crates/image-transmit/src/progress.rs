@@ -1,0 +1,253 @@
+//! What the user sees while a job runs: a log line per finished image, and the original
+//! tool's status line (Invalid / All / OK / Err / Doing / speeds / totals / time), drawn as
+//! indicatif bars on a terminal and printed on a timer when stderr is a file or pipe.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use engine::{Event, ImageId, Observer};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rust_i18n::t;
+use tokio_util::sync::CancellationToken;
+
+use crate::messages::explain;
+use crate::status_format::{StatusCounts, format_status};
+
+/// Counts events and renders them. One per job.
+pub(crate) struct Progress {
+    started: Instant,
+    invalid: AtomicUsize,
+    total: AtomicUsize,
+    succeeded: AtomicUsize,
+    failed: AtomicUsize,
+    doing: AtomicUsize,
+    bytes: AtomicU64,
+    speed: AtomicU64,
+    images: Mutex<HashMap<ImageId, (String, String)>>,
+    bars: Option<Bars>,
+}
+
+struct Bars {
+    multi: MultiProgress,
+    status: ProgressBar,
+    per_image: Mutex<HashMap<ImageId, ProgressBar>>,
+}
+
+/// How often the status line is refreshed, as in the original.
+const TICK: Duration = Duration::from_secs(1);
+
+impl Progress {
+    /// Bars when stderr is a terminal, timed status lines otherwise.
+    pub(crate) fn new() -> Arc<Progress> {
+        let bars = std::io::stderr().is_terminal().then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let status = multi.add(ProgressBar::new_spinner());
+            status.set_style(
+                ProgressStyle::with_template("{spinner} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            Bars {
+                multi,
+                status,
+                per_image: Mutex::new(HashMap::new()),
+            }
+        });
+        Arc::new(Progress {
+            started: Instant::now(),
+            invalid: AtomicUsize::new(0),
+            total: AtomicUsize::new(0),
+            succeeded: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            doing: AtomicUsize::new(0),
+            bytes: AtomicU64::new(0),
+            speed: AtomicU64::new(0),
+            images: Mutex::new(HashMap::new()),
+            bars,
+        })
+    }
+
+    /// Refreshes the status line every second until `stop`, then once more.
+    pub(crate) fn spawn_ticker(
+        self: &Arc<Self>,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let progress = self.clone();
+        tokio::spawn(async move {
+            let mut last_bytes = 0;
+            let mut last_line = String::new();
+            let mut ticker = tokio::time::interval(TICK);
+            ticker.tick().await;
+            loop {
+                let stopping = tokio::select! {
+                    _ = stop.cancelled() => true,
+                    _ = ticker.tick() => false,
+                };
+                let bytes = progress.bytes.load(Relaxed);
+                progress.speed.store(
+                    (bytes - last_bytes) * 1000 / TICK.as_millis().max(1) as u64,
+                    Relaxed,
+                );
+                last_bytes = bytes;
+                let line = progress.status_line();
+                match &progress.bars {
+                    Some(bars) => bars.status.set_message(line.clone()),
+                    None if line != last_line || stopping => eprintln!("{line}"),
+                    None => {}
+                }
+                last_line = line;
+                if stopping {
+                    if let Some(bars) = &progress.bars {
+                        bars.status.finish_with_message(last_line);
+                    }
+                    return;
+                }
+            }
+        })
+    }
+
+    pub(crate) fn status_line(&self) -> String {
+        let bytes = self.bytes.load(Relaxed);
+        let speed = self.speed.load(Relaxed);
+        format_status(&StatusCounts {
+            invalid: self.invalid.load(Relaxed) as u64,
+            total: self.total.load(Relaxed) as u64,
+            succeeded: self.succeeded.load(Relaxed) as u64,
+            failed: self.failed.load(Relaxed) as u64,
+            doing: self.doing.load(Relaxed) as u64,
+            down_bytes: bytes,
+            up_bytes: bytes,
+            down_speed: speed,
+            up_speed: speed,
+            elapsed: self.started.elapsed(),
+        })
+    }
+
+    /// A log line, printed above the bars when there are bars.
+    pub(crate) fn log(&self, line: &str) {
+        match &self.bars {
+            Some(bars) => bars.multi.suspend(|| println!("{line}")),
+            None => println!("{line}"),
+        }
+    }
+
+    fn image_names(&self, image: ImageId) -> (String, String) {
+        self.images
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&image)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn finish_bar(&self, image: ImageId) {
+        if let Some(bars) = &self.bars
+            && let Some(bar) = bars
+                .per_image
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&image)
+        {
+            bar.finish_and_clear();
+            bars.multi.remove(&bar);
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn event(&self, event: &Event) {
+        match event {
+            Event::JobStarted { images } => {
+                self.total.fetch_add(*images, Relaxed);
+            }
+            Event::ImageInvalid { line, error } => {
+                self.invalid.fetch_add(1, Relaxed);
+                self.log(&t!(
+                    "log.invalid_image",
+                    line = line,
+                    reason = explain(error)
+                ));
+            }
+            Event::ImageStarted {
+                image,
+                source,
+                target,
+            } => {
+                self.doing.fetch_add(1, Relaxed);
+                self.images
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(*image, (source.clone(), target.clone()));
+                if let Some(bars) = &self.bars {
+                    let bar = bars.multi.add(ProgressBar::new_spinner());
+                    bar.set_style(
+                        ProgressStyle::with_template("  {bytes:>10} {bytes_per_sec:>12} {msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    bar.set_message(target.clone());
+                    bars.per_image
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(*image, bar);
+                }
+            }
+            Event::BlobProgress { image, bytes } => {
+                self.bytes.fetch_add(*bytes, Relaxed);
+                if let Some(bars) = &self.bars
+                    && let Some(bar) = bars
+                        .per_image
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get(image)
+                {
+                    bar.inc(*bytes);
+                }
+            }
+            Event::IndexFiltered {
+                original, filtered, ..
+            } => {
+                self.log(&t!(
+                    "summary.index_digest_changed",
+                    old = original.short(),
+                    new = filtered.short()
+                ));
+            }
+            Event::ImageRetrying {
+                image,
+                attempt,
+                error,
+                ..
+            } => {
+                let (source, _) = self.image_names(*image);
+                self.log(&t!(
+                    "log.retrying",
+                    image = source,
+                    attempt = attempt,
+                    reason = explain(error)
+                ));
+            }
+            Event::ImageDone { image, .. } => {
+                self.doing.fetch_sub(1, Relaxed);
+                self.succeeded.fetch_add(1, Relaxed);
+                self.finish_bar(*image);
+                let (source, target) = self.image_names(*image);
+                self.log(&t!("summary.copied", src = source, dst = target));
+            }
+            Event::ImageFailed { image, error } => {
+                self.doing.fetch_sub(1, Relaxed);
+                self.failed.fetch_add(1, Relaxed);
+                self.finish_bar(*image);
+                let (source, _) = self.image_names(*image);
+                self.log(&t!(
+                    "log.image_failed",
+                    image = source,
+                    reason = explain(error)
+                ));
+            }
+            Event::BlobStarted { .. } | Event::BlobDone { .. } | Event::JobDone => {}
+        }
+    }
+}
