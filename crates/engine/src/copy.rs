@@ -165,12 +165,17 @@ struct LedgerEntry {
 
 impl BlobLedger {
     fn entry(&self, digest: &Digest) -> Arc<LedgerEntry> {
-        lock(&self.entries).entry(digest.clone()).or_default().clone()
+        lock(&self.entries)
+            .entry(digest.clone())
+            .or_default()
+            .clone()
     }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[derive(Default)]
@@ -222,7 +227,11 @@ impl CopyJob {
     }
 
     /// Runs the job to the end (or to cancellation) and reports every image.
-    pub async fn run(self: &Arc<Self>, pairs: Vec<ImagePair>, invalid: Vec<InvalidLine>) -> JobReport {
+    pub async fn run(
+        self: &Arc<Self>,
+        pairs: Vec<ImagePair>,
+        invalid: Vec<InvalidLine>,
+    ) -> JobReport {
         let started = Instant::now();
         let mut report = JobReport::default();
         for line in invalid {
@@ -387,15 +396,18 @@ impl CopyJob {
                         .source
                         .manifest(&source.repository, child.digest.as_str())
                         .await?;
-                    let parsed = match manifest::parse(&manifest.media_type, &manifest.bytes, label)? {
-                        ParsedManifest::Image(parsed) => parsed,
-                        ParsedManifest::Index(_) => {
-                            return Err(Error::Registry(registry::Error::UnsupportedManifest {
-                                reference: label.to_string(),
-                                media_type: "an index nested in an index".into(),
-                            }));
-                        }
-                    };
+                    let parsed =
+                        match manifest::parse(&manifest.media_type, &manifest.bytes, label)? {
+                            ParsedManifest::Image(parsed) => parsed,
+                            ParsedManifest::Index(_) => {
+                                return Err(Error::Registry(
+                                    registry::Error::UnsupportedManifest {
+                                        reference: label.to_string(),
+                                        media_type: "an index nested in an index".into(),
+                                    },
+                                ));
+                            }
+                        };
                     Ok::<(Manifest, ImageManifest), Error>((manifest, parsed))
                 }))
                 .await?;
@@ -445,7 +457,11 @@ impl CopyJob {
         }
     }
 
-    fn select_children<'a>(&self, children: &'a [Descriptor], label: &str) -> Result<Vec<&'a Descriptor>> {
+    fn select_children<'a>(
+        &self,
+        children: &'a [Descriptor],
+        label: &str,
+    ) -> Result<Vec<&'a Descriptor>> {
         if self.options.platforms.is_empty() {
             return Ok(children.iter().collect());
         }
@@ -480,7 +496,12 @@ impl CopyJob {
         Ok(selected)
     }
 
-    async fn push_manifest(&self, target: &ImageName, reference: &str, manifest: &Manifest) -> Result<()> {
+    async fn push_manifest(
+        &self,
+        target: &ImageName,
+        reference: &str,
+        manifest: &Manifest,
+    ) -> Result<()> {
         if self.cancel.is_cancelled() {
             return Err(Error::Cancelled);
         }
@@ -565,7 +586,13 @@ impl CopyJob {
 
     /// Streams one blob, retrying a broken transfer from the start a few times before the
     /// failure goes up to the image's own retries.
-    async fn transfer(&self, image: ImageId, source: &ImageName, target: &ImageName, blob: &Descriptor) -> Result<()> {
+    async fn transfer(
+        &self,
+        image: ImageId,
+        source: &ImageName,
+        target: &ImageName,
+        blob: &Descriptor,
+    ) -> Result<()> {
         const ATTEMPTS: u32 = 3;
         let mut attempt = 0;
         loop {
@@ -591,7 +618,11 @@ impl CopyJob {
                 std::sync::atomic::Ordering::Relaxed,
             );
             match outcome {
-                Err(error) if error.is_retryable() && attempt < ATTEMPTS && !self.cancel.is_cancelled() => {
+                Err(error)
+                    if error.is_retryable()
+                        && attempt < ATTEMPTS
+                        && !self.cancel.is_cancelled() =>
+                {
                     tracing::debug!(%error, digest = %blob.digest, "retrying blob");
                     tokio::time::sleep(self.options.backoff.delay(attempt) / 4).await;
                 }

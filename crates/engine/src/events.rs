@@ -25,9 +25,14 @@ pub enum BlobOutcome {
 #[derive(Debug, Clone)]
 pub enum Event {
     /// The plan is known: how many images will be attempted, how many lines were invalid.
-    JobStarted { images: usize },
+    JobStarted {
+        images: usize,
+    },
     /// A list line or image that cannot be copied at all (bad line, missing on the source).
-    ImageInvalid { line: String, error: Arc<Error> },
+    ImageInvalid {
+        line: String,
+        error: Arc<Error>,
+    },
     ImageStarted {
         image: ImageId,
         source: String,
@@ -40,7 +45,10 @@ pub enum Event {
         size: u64,
     },
     /// Bytes of a blob passed through (downloaded and handed to the destination).
-    BlobProgress { image: ImageId, bytes: u64 },
+    BlobProgress {
+        image: ImageId,
+        bytes: u64,
+    },
     BlobDone {
         image: ImageId,
         digest: Digest,
@@ -65,7 +73,10 @@ pub enum Event {
         image: ImageId,
         digest: Digest,
     },
-    ImageFailed { image: ImageId, error: Arc<Error> },
+    ImageFailed {
+        image: ImageId,
+        error: Arc<Error>,
+    },
     JobDone,
 }
 

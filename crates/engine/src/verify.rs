@@ -26,7 +26,11 @@ pub(crate) struct Verified {
 }
 
 impl Verified {
-    pub(crate) fn new(inner: ByteStream, descriptor: &Descriptor, progress: ProgressFn) -> Verified {
+    pub(crate) fn new(
+        inner: ByteStream,
+        descriptor: &Descriptor,
+        progress: ProgressFn,
+    ) -> Verified {
         Verified {
             inner,
             hasher: Some(DigestHasher::new()),
@@ -119,7 +123,10 @@ mod tests {
         }
     }
 
-    async fn run(chunks: Vec<&'static [u8]>, descriptor: &Descriptor) -> Vec<Result<Bytes, String>> {
+    async fn run(
+        chunks: Vec<&'static [u8]>,
+        descriptor: &Descriptor,
+    ) -> Vec<Result<Bytes, String>> {
         let inner = stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from_static(c)))).boxed();
         Verified::new(inner, descriptor, Box::new(|_| {}))
             .map(|item| item.map_err(|e| e.to_string()))
@@ -131,7 +138,11 @@ mod tests {
     async fn good_content_passes_whole_and_reports_progress() {
         let seen = Arc::new(AtomicU64::new(0));
         let counter = seen.clone();
-        let inner = stream::iter([Ok(Bytes::from_static(b"hello ")), Ok(Bytes::from_static(b"world"))]).boxed();
+        let inner = stream::iter([
+            Ok(Bytes::from_static(b"hello ")),
+            Ok(Bytes::from_static(b"world")),
+        ])
+        .boxed();
         let items: Vec<_> = Verified::new(
             inner,
             &descriptor(b"hello world"),
@@ -150,14 +161,26 @@ mod tests {
     async fn corrupted_last_chunk_is_replaced_by_an_error() {
         let items = run(vec![b"hello ", b"w0rld"], &descriptor(b"hello world")).await;
         assert!(items[0].is_ok());
-        assert!(items[1].as_ref().unwrap_err().contains("does not match its digest"));
+        assert!(
+            items[1]
+                .as_ref()
+                .unwrap_err()
+                .contains("does not match its digest")
+        );
         assert_eq!(items.len(), 2);
     }
 
     #[tokio::test]
     async fn short_and_long_content_fail_on_size() {
         let short = run(vec![b"hello"], &descriptor(b"hello world")).await;
-        assert!(short.last().unwrap().as_ref().unwrap_err().contains("expected 11"));
+        assert!(
+            short
+                .last()
+                .unwrap()
+                .as_ref()
+                .unwrap_err()
+                .contains("expected 11")
+        );
         let long = run(vec![b"hello world!"], &descriptor(b"hello world")).await;
         assert!(long[0].as_ref().unwrap_err().contains("expected 11"));
     }

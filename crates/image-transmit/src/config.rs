@@ -318,12 +318,12 @@ impl Config {
 
     /// A `--from` argument: a configured source name wins (as in the original), else a registry URL.
     pub(crate) fn resolve_source(&self, arg: &str) -> Result<RegistryEntry, ConfigError> {
-        resolve(&self.source, Side::Source, arg)
+        or_url(self.find_source(arg), arg)
     }
 
     /// A `--to` argument: a configured target name wins, else a registry URL.
     pub(crate) fn resolve_target(&self, arg: &str) -> Result<RegistryEntry, ConfigError> {
-        resolve(&self.target, Side::Target, arg)
+        or_url(self.find_target(arg), arg)
     }
 }
 
@@ -391,8 +391,11 @@ fn find<'a>(
         })
 }
 
-fn resolve(entries: &[RegistryEntry], side: Side, arg: &str) -> Result<RegistryEntry, ConfigError> {
-    match find(entries, side, arg) {
+fn or_url(
+    found: Result<&RegistryEntry, ConfigError>,
+    arg: &str,
+) -> Result<RegistryEntry, ConfigError> {
+    match found {
         Ok(entry) => Ok(entry.clone()),
         Err(_) if RegistryEntry::looks_like_url(arg) => RegistryEntry::from_url(arg),
         Err(err) => Err(err),

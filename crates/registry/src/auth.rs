@@ -40,10 +40,9 @@ pub(crate) enum Secret {
 impl Secret {
     /// Looks the registry up in Docker's config.json and its credential helpers.
     pub(crate) async fn from_docker_config(credential_key: String) -> Secret {
-        let lookup = tokio::task::spawn_blocking(move || {
-            docker_credential::get_credential(&credential_key)
-        })
-        .await;
+        let lookup =
+            tokio::task::spawn_blocking(move || docker_credential::get_credential(&credential_key))
+                .await;
         match lookup {
             Ok(Ok(docker_credential::DockerCredential::UsernamePassword(username, password))) => {
                 Secret::Basic(Credentials { username, password })
@@ -72,7 +71,10 @@ impl Secret {
 pub(crate) enum Challenge {
     None,
     Basic,
-    Bearer { realm: String, service: Option<String> },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
 }
 
 impl Challenge {
@@ -101,7 +103,11 @@ fn parse_params(text: &str) -> HashMap<String, String> {
         let Some((key, after)) = rest.split_once('=') else {
             break;
         };
-        let key = key.trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
         let (value, after) = if let Some(quoted) = after.strip_prefix('"') {
             let end = quoted.find('"').unwrap_or(quoted.len());
             (&quoted[..end], quoted.get(end + 1..).unwrap_or(""))
@@ -227,7 +233,11 @@ pub(crate) fn token_request(
         _ => {
             let mut url = realm.to_string();
             for (index, (key, value)) in query.iter().enumerate() {
-                let separator = if index == 0 && !realm.contains('?') { '?' } else { '&' };
+                let separator = if index == 0 && !realm.contains('?') {
+                    '?'
+                } else {
+                    '&'
+                };
                 url.push_str(&format!("{separator}{key}={}", url_encode(value)));
             }
             let mut request = http.get(url);
@@ -265,7 +275,10 @@ mod tests {
                 service: Some("registry.example".into()),
             })
         );
-        assert_eq!(Challenge::parse(r#"Basic realm="test""#), Some(Challenge::Basic));
+        assert_eq!(
+            Challenge::parse(r#"Basic realm="test""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(Challenge::parse("Negotiate"), None);
         assert_eq!(Challenge::parse("Bearer service=x"), None);
     }

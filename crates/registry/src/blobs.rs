@@ -22,7 +22,9 @@ pub struct BlobStream {
 
 impl std::fmt::Debug for BlobStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlobStream").field("size", &self.size).finish()
+        f.debug_struct("BlobStream")
+            .field("size", &self.size)
+            .finish()
     }
 }
 
@@ -248,8 +250,7 @@ impl Registry {
                 request.body(reqwest::Body::wrap_stream(body))
             })
             .await?;
-        if response.status() != StatusCode::ACCEPTED
-            && response.status() != StatusCode::NO_CONTENT
+        if response.status() != StatusCode::ACCEPTED && response.status() != StatusCode::NO_CONTENT
         {
             return Err(self
                 .unexpected(response, "PATCH", &session.repository, || {
@@ -287,7 +288,11 @@ mod tests {
     #[test]
     fn digest_query_joins_existing_upload_state() {
         assert_eq!(
-            with_query("http://h/v2/a/blobs/uploads/u?_state=x", "digest", "sha256:ab"),
+            with_query(
+                "http://h/v2/a/blobs/uploads/u?_state=x",
+                "digest",
+                "sha256:ab"
+            ),
             "http://h/v2/a/blobs/uploads/u?_state=x&digest=sha256%3Aab"
         );
         assert_eq!(with_query("/u", "digest", "d"), "/u?digest=d");

@@ -170,9 +170,21 @@ mod tests {
 
     #[test]
     fn no_scheme_means_https_except_for_loopback() {
-        assert_eq!(Endpoint::parse("reg.example:5000").unwrap().scheme, Scheme::Https);
-        for host in ["localhost:5000", "127.0.0.1:5000", "[::1]:5000", "localhost"] {
-            assert_eq!(Endpoint::parse(host).unwrap().scheme, Scheme::HttpsThenHttp, "{host}");
+        assert_eq!(
+            Endpoint::parse("reg.example:5000").unwrap().scheme,
+            Scheme::Https
+        );
+        for host in [
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "[::1]:5000",
+            "localhost",
+        ] {
+            assert_eq!(
+                Endpoint::parse(host).unwrap().scheme,
+                Scheme::HttpsThenHttp,
+                "{host}"
+            );
         }
     }
 
@@ -187,7 +199,9 @@ mod tests {
     #[test]
     fn docker_hub_uses_its_legacy_credential_key() {
         assert_eq!(
-            Endpoint::parse("registry-1.docker.io").unwrap().credential_key(),
+            Endpoint::parse("registry-1.docker.io")
+                .unwrap()
+                .credential_key(),
             "https://index.docker.io/v1/"
         );
         assert_eq!(Endpoint::parse("h:1").unwrap().credential_key(), "h:1");

@@ -189,7 +189,10 @@ mod tests {
 
     #[test]
     fn detects_types_from_header_field_or_shape() {
-        assert_eq!(detect_media_type(None, INDEX.as_bytes(), "x").unwrap(), OCI_INDEX);
+        assert_eq!(
+            detect_media_type(None, INDEX.as_bytes(), "x").unwrap(),
+            OCI_INDEX
+        );
         let bare = br#"{"schemaVersion":2,"config":{"digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":1},"layers":[]}"#;
         assert_eq!(detect_media_type(None, bare, "x").unwrap(), OCI_MANIFEST);
         assert_eq!(
@@ -205,15 +208,20 @@ mod tests {
 
     #[test]
     fn filtering_an_index_keeps_other_fields() {
-        let keep = ["sha256:2222222222222222222222222222222222222222222222222222222222222222"
-            .parse()
-            .unwrap()];
+        let keep = [
+            "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+                .parse()
+                .unwrap(),
+        ];
         let filtered = filter_index(INDEX.as_bytes(), &keep, "x").unwrap();
         let ParsedManifest::Index(index) = parse(OCI_INDEX, &filtered, "x").unwrap() else {
             panic!("not an index");
         };
         assert_eq!(index.manifests.len(), 1);
-        assert_eq!(index.manifests[0].platform.as_ref().unwrap().label(), "linux/arm/v7");
+        assert_eq!(
+            index.manifests[0].platform.as_ref().unwrap().label(),
+            "linux/arm/v7"
+        );
         let value: serde_json::Value = serde_json::from_slice(&filtered).unwrap();
         assert_eq!(value["annotations"]["a"], "b");
     }

@@ -64,9 +64,13 @@ mod tests {
             max_delay: Duration::from_secs(1),
         };
         for attempt in 1..=10 {
-            let ceiling = (Duration::from_millis(100) * 2u32.pow(attempt - 1)).min(Duration::from_secs(1));
+            let ceiling =
+                (Duration::from_millis(100) * 2u32.pow(attempt - 1)).min(Duration::from_secs(1));
             let delay = policy.delay(attempt);
-            assert!(delay >= ceiling / 2 && delay <= ceiling, "attempt {attempt}: {delay:?}");
+            assert!(
+                delay >= ceiling / 2 && delay <= ceiling,
+                "attempt {attempt}: {delay:?}"
+            );
         }
     }
 
@@ -75,7 +79,10 @@ mod tests {
         let cap = Duration::from_secs(60);
         assert_eq!(retry_after("3", cap), Some(Duration::from_secs(3)));
         assert_eq!(retry_after("7200", cap), Some(cap));
-        assert_eq!(retry_after("Wed, 21 Oct 2015 07:28:00 GMT", cap), Some(Duration::ZERO));
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:28:00 GMT", cap),
+            Some(Duration::ZERO)
+        );
         assert_eq!(retry_after("soon", cap), None);
     }
 }

@@ -3,10 +3,10 @@
 
 pub mod registry;
 
+use ::registry::manifest::Descriptor;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
-use ::registry::manifest::Descriptor;
 
 use crate::error::Result;
 
@@ -38,8 +38,12 @@ pub trait ImageDestination: Send + Sync {
 
     /// Links a blob that `from` already holds into `repository` without transfer. Returns
     /// false when the destination cannot (the caller then uploads).
-    async fn mount_blob(&self, repository: &str, descriptor: &Descriptor, from: &str)
-    -> Result<bool>;
+    async fn mount_blob(
+        &self,
+        repository: &str,
+        descriptor: &Descriptor,
+        from: &str,
+    ) -> Result<bool>;
 
     /// Stores a blob from a stream. The stream fails at its end if the content does not match
     /// the descriptor, and the destination must then commit nothing.
@@ -51,6 +55,10 @@ pub trait ImageDestination: Send + Sync {
     ) -> Result<()>;
 
     /// Stores manifest bytes, unchanged, under `reference` (tag or digest).
-    async fn put_manifest(&self, repository: &str, reference: &str, manifest: &Manifest)
-    -> Result<()>;
+    async fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        manifest: &Manifest,
+    ) -> Result<()>;
 }

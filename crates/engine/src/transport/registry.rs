@@ -32,7 +32,10 @@ impl ImageSource for RegistrySource {
     }
 
     async fn blob(&self, repository: &str, descriptor: &Descriptor) -> Result<ByteStream> {
-        let blob = self.registry.get_blob(repository, &descriptor.digest).await?;
+        let blob = self
+            .registry
+            .get_blob(repository, &descriptor.digest)
+            .await?;
         Ok(blob.stream.boxed())
     }
 }

@@ -1,0 +1,303 @@
+//! Direct copy between real registries: digests preserved, every manifest kind, platforms,
+//! renames, shared blobs moved once, re-runs that move nothing.
+
+use serde_json::Value;
+use testkit::{
+    Layer, TestRegistry, push_docker_image, push_oci_image, push_oci_index, skopeo_copy_to_oci_dir,
+    skopeo_inspect_raw,
+};
+
+use crate::common::{image_transmit, served_digest, stderr_of, stdout_of, workdir, write};
+
+#[test]
+fn docker_oci_and_index_images_arrive_with_their_digests() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let base = Layer::random(1, 300_000);
+    let docker = push_docker_image(
+        &source,
+        "team/docker",
+        "1.0",
+        &[base.clone(), Layer::random(2, 50_000)],
+    );
+    let oci = push_oci_image(
+        &source,
+        "team/oci",
+        "2.0",
+        &[base.clone(), Layer::random(3, 40_000)],
+    );
+    let index = push_oci_index(
+        &source,
+        "team/multi",
+        "3.0",
+        &[("linux", "amd64"), ("linux", "arm64")],
+        &[base],
+        20_000,
+    );
+    let dir = workdir();
+
+    let output = image_transmit(dir.path())
+        .args([
+            "copy",
+            "--from",
+            &source.url(),
+            "--to",
+            &target.url(),
+            "--json",
+            "report.json",
+        ])
+        .args(["team/docker:1.0", "team/oci:2.0", "team/multi:3.0"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        stdout_of(&output),
+        stderr_of(&output)
+    );
+
+    for image in [&docker, &oci, &index] {
+        assert_eq!(
+            served_digest(&target, &image.repository, &image.tag).as_deref(),
+            Some(image.digest.as_str()),
+            "{}",
+            image.repository
+        );
+    }
+    for child in &index.children {
+        assert_eq!(
+            served_digest(&target, "team/multi", &child.digest).as_deref(),
+            Some(child.digest.as_str())
+        );
+    }
+    // skopeo reads the copies back and verifies every blob digest on the way.
+    let check = workdir();
+    skopeo_copy_to_oci_dir(&target, "team/multi", "3.0", &check.path().join("multi")).unwrap();
+    skopeo_copy_to_oci_dir(&target, "team/docker", "1.0", &check.path().join("docker")).unwrap();
+
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["summary"]["succeeded"], 3);
+    assert_eq!(report["summary"]["failed"], 0);
+    // The shared base layer went over the wire once; the other repositories mounted it.
+    let unique_blobs = [&docker, &oci, &index]
+        .iter()
+        .flat_map(|image| image.blobs.iter())
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    assert_eq!(report["blobs"]["transferred"], unique_blobs);
+    assert!(
+        report["blobs"]["mounted"].as_u64().unwrap() >= 2,
+        "{report}"
+    );
+}
+
+#[test]
+fn a_second_run_moves_no_blob() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    push_oci_image(
+        &source,
+        "team/app",
+        "1",
+        &[Layer::random(4, 100_000), Layer::random(5, 100_000)],
+    );
+    let dir = workdir();
+    for _ in 0..2 {
+        image_transmit(dir.path())
+            .args([
+                "copy",
+                "--from",
+                &source.url(),
+                "--to",
+                &target.url(),
+                "--json",
+                "r.json",
+                "team/app:1",
+            ])
+            .assert()
+            .success();
+    }
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("r.json")).unwrap()).unwrap();
+    assert_eq!(report["blobs"]["transferred"], 0);
+    assert_eq!(report["blobs"]["existing"], 3);
+    assert_eq!(report["bytes_transferred"], 0);
+}
+
+#[test]
+fn platform_subset_rewrites_the_index_or_copies_one_manifest() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let index = push_oci_index(
+        &source,
+        "team/multi",
+        "1",
+        &[("linux", "amd64"), ("linux", "arm64")],
+        &[Layer::random(6, 10_000)],
+        10_000,
+    );
+    let arm = index
+        .children
+        .iter()
+        .find(|c| c.architecture == "arm64")
+        .unwrap();
+    let dir = workdir();
+
+    let output = image_transmit(dir.path())
+        .args([
+            "copy",
+            "--from",
+            &source.url(),
+            "--to",
+            &target.url(),
+            "--platform",
+            "linux/arm64",
+        ])
+        .arg("team/multi:1->team/arm-index:1")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert!(
+        stdout_of(&output).contains("index digest changes"),
+        "{}",
+        stdout_of(&output)
+    );
+    let filtered = skopeo_inspect_raw(&target, "team/arm-index", "1").unwrap();
+    let filtered: Value = serde_json::from_slice(&filtered).unwrap();
+    let children = filtered["manifests"].as_array().unwrap();
+    assert_eq!(children.len(), 1);
+    assert_eq!(children[0]["digest"], arm.digest.as_str());
+    let amd = index
+        .children
+        .iter()
+        .find(|c| c.architecture == "amd64")
+        .unwrap();
+    assert!(!testkit::registry_has_blob(
+        &target,
+        "team/arm-index",
+        amd.blobs.last().unwrap()
+    ));
+
+    image_transmit(dir.path())
+        .args([
+            "copy",
+            "--from",
+            &source.url(),
+            "--to",
+            &target.url(),
+            "--platform",
+            "linux/arm64",
+            "--platform-as-manifest",
+        ])
+        .arg("team/multi:1->team/arm-only:1")
+        .assert()
+        .success();
+    assert_eq!(
+        served_digest(&target, "team/arm-only", "1").as_deref(),
+        Some(arm.digest.as_str())
+    );
+
+    let output = image_transmit(dir.path())
+        .args([
+            "copy",
+            "--from",
+            &source.url(),
+            "--to",
+            &target.url(),
+            "--platform",
+            "windows/amd64",
+            "team/multi:1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout_of(&output).contains("No platform"),
+        "{}",
+        stdout_of(&output)
+    );
+}
+
+#[test]
+fn digest_references_and_renames_work() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let image = push_docker_image(&source, "team/app", "1", &[Layer::random(7, 20_000)]);
+    let dir = workdir();
+    let list = format!(
+        "# a comment\r\n\r\nteam/app@{digest}\r\nanother.registry.example/team/app:1 -> ns/renamed:2\r\n",
+        digest = image.digest
+    );
+    write(dir.path(), "images.lst", &list);
+    image_transmit(dir.path())
+        .args([
+            "copy",
+            "--from",
+            &source.url(),
+            "--to",
+            &target.url(),
+            "--list",
+            "images.lst",
+        ])
+        .assert()
+        .success();
+    assert_eq!(
+        served_digest(&target, "team/app", &image.digest).as_deref(),
+        Some(image.digest.as_str())
+    );
+    assert_eq!(
+        served_digest(&target, "ns/renamed", "2").as_deref(),
+        Some(image.digest.as_str())
+    );
+}
+
+#[test]
+fn list_from_standard_input() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let image = push_docker_image(&source, "team/app", "1", &[Layer::random(8, 1_000)]);
+    image_transmit(workdir().path())
+        .args([
+            "copy",
+            "--from",
+            &source.url(),
+            "--to",
+            &target.url(),
+            "--list",
+            "-",
+        ])
+        .write_stdin("team/app:1\n")
+        .assert()
+        .success();
+    assert_eq!(
+        served_digest(&target, "team/app", "1").as_deref(),
+        Some(image.digest.as_str())
+    );
+}
+
+#[test]
+fn authenticated_and_tls_registries_from_cfg_yaml() {
+    let source = TestRegistry::start_with_auth("reader", "source-pass");
+    let target = TestRegistry::start_tls();
+    let image = push_oci_image(&source, "team/app", "1", &[Layer::random(9, 30_000)]);
+    let dir = workdir();
+    write(
+        dir.path(),
+        "cfg.yaml",
+        &format!(
+            "source:\n- name: nj\n  registry: {}\n  user: reader\n  password: source-pass\ntarget:\n- name: gz\n  registry: {}\n  cacert: {}\n  repository: customer\n",
+            source.url(),
+            target.url(),
+            target.ca_pem().unwrap().display()
+        ),
+    );
+    image_transmit(dir.path())
+        .args(["copy", "--from", "nj", "--to", "gz", "team/app:1"])
+        .assert()
+        .success();
+    assert_eq!(
+        served_digest(&target, "customer/app", "1").as_deref(),
+        Some(image.digest.as_str())
+    );
+}

@@ -1,0 +1,256 @@
+//! Every failure a user can cause ends in one clear sentence, the right exit status, no panic
+//! and no password on screen.
+
+use testkit::{Layer, TestRegistry, push_docker_image};
+
+use crate::common::{image_transmit, stderr_of, stdout_of, workdir, write};
+
+fn output_text(output: &std::process::Output) -> String {
+    format!("{}{}", stdout_of(output), stderr_of(output))
+}
+
+fn assert_no_panic(output: &std::process::Output) {
+    assert!(
+        !output_text(output).contains("panicked"),
+        "{}",
+        output_text(output)
+    );
+}
+
+#[test]
+fn unknown_registry_name_is_a_usage_error() {
+    let dir = workdir();
+    write(
+        dir.path(),
+        "cfg.yaml",
+        "source:\n- name: nj\n  registry: http://127.0.0.1:1\ntarget:\n- name: gz\n  registry: http://127.0.0.1:2\n",
+    );
+    let output = image_transmit(dir.path())
+        .args(["copy", "--from", "nope", "--to", "gz", "a/b:1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr_of(&output);
+    assert!(text.contains("nope") && text.contains("nj"), "{text}");
+    assert_no_panic(&output);
+}
+
+#[test]
+fn malformed_reference_and_missing_image_are_invalid_not_fatal() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let good = push_docker_image(&source, "team/good", "1", &[Layer::random(11, 1_000)]);
+    let output = image_transmit(workdir().path())
+        .args([
+            "copy",
+            "--from",
+            &source.url(),
+            "--to",
+            &target.url(),
+            "Team/Bad:1",
+            "team/missing:1",
+            "team/good:1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout_of(&output);
+    assert!(text.contains("Team/Bad:1"), "{text}");
+    assert!(text.contains("team/missing:1 not found"), "{text}");
+    assert!(
+        text.contains("3 images: 1 succeeded, 0 failed, 2 invalid"),
+        "{text}"
+    );
+    assert!(
+        testkit::skopeo_inspect_raw(&target, "team/good", "1").is_some(),
+        "{}",
+        good.digest
+    );
+    assert_no_panic(&output);
+}
+
+#[test]
+fn wrong_password_is_one_clear_line_without_the_password() {
+    let source = TestRegistry::start_with_auth("user", "right-pass");
+    let target = TestRegistry::start();
+    let dir = workdir();
+    write(
+        dir.path(),
+        "cfg.yaml",
+        &format!(
+            "source:\n- name: nj\n  registry: {}\n  user: user\n  password: Wr0ngSecret\ntarget:\n- name: gz\n  registry: {}\n",
+            source.url(),
+            target.url()
+        ),
+    );
+    let output = image_transmit(dir.path())
+        .args(["copy", "--from", "nj", "--to", "gz", "a/b:1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let text = output_text(&output);
+    assert!(text.contains("Authentication failed"), "{text}");
+    assert!(!text.contains("Wr0ngSecret"), "{text}");
+    assert_eq!(stderr_of(&output).trim().lines().count(), 1, "{text}");
+    assert_no_panic(&output);
+}
+
+#[test]
+fn missing_login_is_explained() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start_with_auth("user", "pass");
+    push_docker_image(&source, "a/b", "1", &[Layer::random(12, 1_000)]);
+    let output = image_transmit(workdir().path())
+        .args([
+            "copy",
+            "--from",
+            &source.url(),
+            "--to",
+            &target.url(),
+            "a/b:1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr_of(&output).contains("requires a login"),
+        "{}",
+        output_text(&output)
+    );
+}
+
+#[test]
+fn tls_without_the_ca_is_refused_with_a_hint() {
+    let source = TestRegistry::start_tls();
+    let target = TestRegistry::start();
+    let output = image_transmit(workdir().path())
+        .args([
+            "copy",
+            "--from",
+            &source.url(),
+            "--to",
+            &target.url(),
+            "a/b:1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr_of(&output);
+    assert!(
+        text.contains("TLS certificate verification failed") && text.contains("cacert"),
+        "{text}"
+    );
+    assert_no_panic(&output);
+}
+
+#[test]
+fn unreachable_host_is_reported() {
+    let mut gone = TestRegistry::start();
+    let url = gone.url();
+    gone.stop();
+    let target = TestRegistry::start();
+    let output = image_transmit(workdir().path())
+        .args(["copy", "--from", &url, "--to", &target.url(), "a/b:1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr_of(&output).contains("Cannot reach registry"),
+        "{}",
+        output_text(&output)
+    );
+    assert_no_panic(&output);
+}
+
+#[test]
+fn broken_cfg_yaml_names_the_file_and_line() {
+    let dir = workdir();
+    write(
+        dir.path(),
+        "cfg.yaml",
+        "source:\n- name: nj\n  registry: [unclosed\n",
+    );
+    let output = image_transmit(dir.path())
+        .args(["copy", "--from", "nj", "--to", "gz", "a/b:1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr_of(&output).contains("cfg.yaml"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert_no_panic(&output);
+}
+
+#[test]
+fn unknown_cfg_keys_are_warned_not_fatal() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    push_docker_image(&source, "a/b", "1", &[Layer::random(13, 1_000)]);
+    let dir = workdir();
+    write(
+        dir.path(),
+        "cfg.yaml",
+        &format!(
+            "source:\n- name: nj\n  registry: {}\ntarget:\n- name: gz\n  registry: {}\n  registri: typo\nfuturekey: 1\n",
+            source.url(),
+            target.url()
+        ),
+    );
+    let output = image_transmit(dir.path())
+        .args(["copy", "--from", "nj", "--to", "gz", "a/b:1"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", output_text(&output));
+    let text = stderr_of(&output);
+    assert!(
+        text.contains("futurekey") && text.contains("registri"),
+        "{text}"
+    );
+}
+
+#[test]
+fn empty_list_is_a_usage_error() {
+    let dir = workdir();
+    write(dir.path(), "empty.lst", "# nothing\n\n");
+    let output = image_transmit(dir.path())
+        .args([
+            "copy",
+            "--from",
+            "http://127.0.0.1:1",
+            "--to",
+            "http://127.0.0.1:2",
+            "--list",
+            "empty.lst",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr_of(&output).contains("Empty image list"),
+        "{}",
+        stderr_of(&output)
+    );
+}
+
+#[test]
+fn messages_follow_the_chosen_language() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let output = image_transmit(workdir().path())
+        .env("LANG", "zh_CN.UTF-8")
+        .args([
+            "copy",
+            "--from",
+            &source.url(),
+            "--to",
+            &target.url(),
+            "team/missing:1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout_of(&output);
+    assert!(text.contains("无效") || text.contains("未找到"), "{text}");
+}

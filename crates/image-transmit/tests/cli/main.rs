@@ -1,0 +1,7 @@
+//! End-to-end tests of the `image-transmit` binary against real CNCF registries started on
+//! loopback, with skopeo as the independent reader of what we wrote.
+
+mod common;
+mod copy;
+mod errors;
+mod legacy;
