@@ -243,7 +243,10 @@ impl CopyJob {
             report.invalid.push((line.line, error));
         }
 
-        let resolved = self.resolve_all(pairs, &mut report).await;
+        let resolved = tokio::select! {
+            resolved = self.resolve_all(pairs, &mut report) => resolved,
+            _ = self.cancel.cancelled() => Vec::new(),
+        };
         self.emit(Event::JobStarted {
             images: resolved.len(),
         });
@@ -543,6 +546,12 @@ impl CopyJob {
         let repository = &target.repository;
         let landed: Vec<String> = lock(&entry.landed_in).clone();
         let done = |outcome| {
+            let counter = match outcome {
+                BlobOutcome::Transferred => &self.counters.transferred,
+                BlobOutcome::Existed => &self.counters.existing,
+                BlobOutcome::Mounted => &self.counters.mounted,
+            };
+            counter.fetch_add(1, Relaxed);
             lock(&entry.landed_in).push(repository.clone());
             self.emit(Event::BlobDone {
                 image,
@@ -552,19 +561,16 @@ impl CopyJob {
             });
         };
         if landed.contains(repository) {
-            self.counters.existing.fetch_add(1, Relaxed);
             done(BlobOutcome::Existed);
             return Ok(());
         }
         if let Some(from) = landed.first()
             && self.destination.mount_blob(repository, blob, from).await?
         {
-            self.counters.mounted.fetch_add(1, Relaxed);
             done(BlobOutcome::Mounted);
             return Ok(());
         }
         if self.destination.has_blob(repository, blob).await? {
-            self.counters.existing.fetch_add(1, Relaxed);
             done(BlobOutcome::Existed);
             return Ok(());
         }
@@ -579,7 +585,6 @@ impl CopyJob {
             size: blob.size,
         });
         self.transfer(image, source, target, blob).await?;
-        self.counters.transferred.fetch_add(1, Relaxed);
         done(BlobOutcome::Transferred);
         Ok(())
     }

@@ -87,10 +87,14 @@ impl Progress {
                     _ = ticker.tick() => false,
                 };
                 let bytes = progress.bytes.load(Relaxed);
-                progress.speed.store(
-                    (bytes - last_bytes) * 1000 / TICK.as_millis().max(1) as u64,
-                    Relaxed,
-                );
+                // While running: the last second's rate; at the end: the job's average.
+                let speed = if stopping {
+                    let elapsed = progress.started.elapsed().as_millis().max(1) as u64;
+                    bytes.saturating_mul(1000) / elapsed
+                } else {
+                    (bytes - last_bytes) * 1000 / TICK.as_millis() as u64
+                };
+                progress.speed.store(speed, Relaxed);
                 last_bytes = bytes;
                 let line = progress.status_line();
                 match &progress.bars {

@@ -44,39 +44,21 @@ pub enum MountOutcome {
 }
 
 impl Registry {
-    /// The size of a blob if the repository has it.
-    pub async fn blob_size(&self, repository: &str, digest: &Digest) -> Result<Option<u64>> {
-        let path = format!("{repository}/blobs/{digest}");
-        let response = self
-            .send(Method::HEAD, &path, &[Scope::pull(repository)], &|r| r)
-            .await?;
-        match response.status() {
-            StatusCode::OK => Ok(Some(
-                response
-                    .headers()
-                    .get(CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
-            )),
-            StatusCode::NOT_FOUND => Ok(None),
-            _ => Err(self
-                .unexpected(response, "HEAD", repository, || path.clone())
-                .await),
-        }
-    }
-
-    /// Like [`Registry::blob_size`], for the push side: asks with push scope so the same token
-    /// serves the HEAD and the upload that may follow.
-    pub async fn blob_size_for_push(
+    /// The size of a blob if the repository has it. `for_push` asks with push scope, so the
+    /// same token serves this HEAD and the upload that may follow it.
+    pub async fn blob_size(
         &self,
         repository: &str,
         digest: &Digest,
+        for_push: bool,
     ) -> Result<Option<u64>> {
         let path = format!("{repository}/blobs/{digest}");
-        let response = self
-            .send(Method::HEAD, &path, &[Scope::push(repository)], &|r| r)
-            .await?;
+        let scope = if for_push {
+            Scope::push(repository)
+        } else {
+            Scope::pull(repository)
+        };
+        let response = self.send(Method::HEAD, &path, &[scope], &|r| r).await?;
         match response.status() {
             StatusCode::OK => Ok(Some(
                 response

@@ -65,7 +65,7 @@ impl ImageDestination for RegistryDestination {
     async fn has_blob(&self, repository: &str, descriptor: &Descriptor) -> Result<bool> {
         let size = self
             .registry
-            .blob_size_for_push(repository, &descriptor.digest)
+            .blob_size(repository, &descriptor.digest, true)
             .await?;
         Ok(size.is_some())
     }

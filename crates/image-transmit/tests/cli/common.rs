@@ -44,3 +44,14 @@ pub(crate) fn stdout_of(output: &std::process::Output) -> String {
 pub(crate) fn stderr_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// `image-transmit copy --from SOURCE --to TARGET`, for the test to add images and options.
+pub(crate) fn copy_between(
+    workdir: &Path,
+    source: &TestRegistry,
+    target: &TestRegistry,
+) -> Command {
+    let mut command = image_transmit(workdir);
+    command.args(["copy", "--from", &source.url(), "--to", &target.url()]);
+    command
+}

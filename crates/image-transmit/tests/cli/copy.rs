@@ -7,7 +7,9 @@ use testkit::{
     skopeo_inspect_raw,
 };
 
-use crate::common::{image_transmit, served_digest, stderr_of, stdout_of, workdir, write};
+use crate::common::{
+    copy_between, image_transmit, served_digest, stderr_of, stdout_of, workdir, write,
+};
 
 #[test]
 fn docker_oci_and_index_images_arrive_with_their_digests() {
@@ -36,16 +38,8 @@ fn docker_oci_and_index_images_arrive_with_their_digests() {
     );
     let dir = workdir();
 
-    let output = image_transmit(dir.path())
-        .args([
-            "copy",
-            "--from",
-            &source.url(),
-            "--to",
-            &target.url(),
-            "--json",
-            "report.json",
-        ])
+    let output = copy_between(dir.path(), &source, &target)
+        .args(["--json", "report.json"])
         .args(["team/docker:1.0", "team/oci:2.0", "team/multi:3.0"])
         .output()
         .unwrap();
@@ -104,17 +98,8 @@ fn a_second_run_moves_no_blob() {
     );
     let dir = workdir();
     for _ in 0..2 {
-        image_transmit(dir.path())
-            .args([
-                "copy",
-                "--from",
-                &source.url(),
-                "--to",
-                &target.url(),
-                "--json",
-                "r.json",
-                "team/app:1",
-            ])
+        copy_between(dir.path(), &source, &target)
+            .args(["--json", "r.json", "team/app:1"])
             .assert()
             .success();
     }
@@ -144,16 +129,8 @@ fn platform_subset_rewrites_the_index_or_copies_one_manifest() {
         .unwrap();
     let dir = workdir();
 
-    let output = image_transmit(dir.path())
-        .args([
-            "copy",
-            "--from",
-            &source.url(),
-            "--to",
-            &target.url(),
-            "--platform",
-            "linux/arm64",
-        ])
+    let output = copy_between(dir.path(), &source, &target)
+        .args(["--platform", "linux/arm64"])
         .arg("team/multi:1->team/arm-index:1")
         .output()
         .unwrap();
@@ -179,17 +156,8 @@ fn platform_subset_rewrites_the_index_or_copies_one_manifest() {
         amd.blobs.last().unwrap()
     ));
 
-    image_transmit(dir.path())
-        .args([
-            "copy",
-            "--from",
-            &source.url(),
-            "--to",
-            &target.url(),
-            "--platform",
-            "linux/arm64",
-            "--platform-as-manifest",
-        ])
+    copy_between(dir.path(), &source, &target)
+        .args(["--platform", "linux/arm64", "--platform-as-manifest"])
         .arg("team/multi:1->team/arm-only:1")
         .assert()
         .success();
@@ -198,17 +166,8 @@ fn platform_subset_rewrites_the_index_or_copies_one_manifest() {
         Some(arm.digest.as_str())
     );
 
-    let output = image_transmit(dir.path())
-        .args([
-            "copy",
-            "--from",
-            &source.url(),
-            "--to",
-            &target.url(),
-            "--platform",
-            "windows/amd64",
-            "team/multi:1",
-        ])
+    let output = copy_between(dir.path(), &source, &target)
+        .args(["--platform", "windows/amd64", "team/multi:1"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
@@ -230,16 +189,8 @@ fn digest_references_and_renames_work() {
         digest = image.digest
     );
     write(dir.path(), "images.lst", &list);
-    image_transmit(dir.path())
-        .args([
-            "copy",
-            "--from",
-            &source.url(),
-            "--to",
-            &target.url(),
-            "--list",
-            "images.lst",
-        ])
+    copy_between(dir.path(), &source, &target)
+        .args(["--list", "images.lst"])
         .assert()
         .success();
     assert_eq!(

@@ -3,7 +3,7 @@
 
 use testkit::{Layer, TestRegistry, push_docker_image};
 
-use crate::common::{image_transmit, stderr_of, stdout_of, workdir, write};
+use crate::common::{copy_between, image_transmit, stderr_of, stdout_of, workdir, write};
 
 fn output_text(output: &std::process::Output) -> String {
     format!("{}{}", stdout_of(output), stderr_of(output))
@@ -40,17 +40,8 @@ fn malformed_reference_and_missing_image_are_invalid_not_fatal() {
     let source = TestRegistry::start();
     let target = TestRegistry::start();
     let good = push_docker_image(&source, "team/good", "1", &[Layer::random(11, 1_000)]);
-    let output = image_transmit(workdir().path())
-        .args([
-            "copy",
-            "--from",
-            &source.url(),
-            "--to",
-            &target.url(),
-            "Team/Bad:1",
-            "team/missing:1",
-            "team/good:1",
-        ])
+    let output = copy_between(workdir().path(), &source, &target)
+        .args(["Team/Bad:1", "team/missing:1", "team/good:1"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
@@ -100,15 +91,8 @@ fn missing_login_is_explained() {
     let source = TestRegistry::start();
     let target = TestRegistry::start_with_auth("user", "pass");
     push_docker_image(&source, "a/b", "1", &[Layer::random(12, 1_000)]);
-    let output = image_transmit(workdir().path())
-        .args([
-            "copy",
-            "--from",
-            &source.url(),
-            "--to",
-            &target.url(),
-            "a/b:1",
-        ])
+    let output = copy_between(workdir().path(), &source, &target)
+        .args(["a/b:1"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
@@ -123,15 +107,8 @@ fn missing_login_is_explained() {
 fn tls_without_the_ca_is_refused_with_a_hint() {
     let source = TestRegistry::start_tls();
     let target = TestRegistry::start();
-    let output = image_transmit(workdir().path())
-        .args([
-            "copy",
-            "--from",
-            &source.url(),
-            "--to",
-            &target.url(),
-            "a/b:1",
-        ])
+    let output = copy_between(workdir().path(), &source, &target)
+        .args(["a/b:1"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
@@ -238,16 +215,9 @@ fn empty_list_is_a_usage_error() {
 fn messages_follow_the_chosen_language() {
     let source = TestRegistry::start();
     let target = TestRegistry::start();
-    let output = image_transmit(workdir().path())
+    let output = copy_between(workdir().path(), &source, &target)
         .env("LANG", "zh_CN.UTF-8")
-        .args([
-            "copy",
-            "--from",
-            &source.url(),
-            "--to",
-            &target.url(),
-            "team/missing:1",
-        ])
+        .args(["team/missing:1"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
