@@ -522,6 +522,10 @@ impl CopyJob {
     ) -> Result<()> {
         let mut seen = HashSet::new();
         let unique: Vec<&Descriptor> = blobs.filter(|b| seen.insert(b.digest.clone())).collect();
+        self.emit(Event::ImageSized {
+            image,
+            bytes: unique.iter().map(|b| b.size).sum(),
+        });
         try_join_all(
             unique
                 .into_iter()

@@ -38,6 +38,12 @@ pub enum Event {
         source: String,
         target: String,
     },
+    /// The image's manifests are read: this many bytes of blobs must be on the destination
+    /// (sent again when an attempt is retried).
+    ImageSized {
+        image: ImageId,
+        bytes: u64,
+    },
     /// A blob is about to move.
     BlobStarted {
         image: ImageId,

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use engine::{Event, ImageId, Observer};
+use engine::{BlobOutcome, Event, ImageId, Observer};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rust_i18n::t;
 use tokio_util::sync::CancellationToken;
@@ -147,6 +147,13 @@ impl Progress {
             .unwrap_or_default()
     }
 
+    /// The bar of an image in flight (bars are cheap handles to shared state).
+    fn bar(&self, image: ImageId) -> Option<ProgressBar> {
+        let bars = self.bars.as_ref()?;
+        let per_image = bars.per_image.lock().unwrap_or_else(|p| p.into_inner());
+        per_image.get(&image).cloned()
+    }
+
     fn finish_bar(&self, image: ImageId) {
         if let Some(bars) = &self.bars
             && let Some(bar) = bars
@@ -186,10 +193,13 @@ impl Observer for Progress {
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(*image, (source.clone(), target.clone()));
                 if let Some(bars) = &self.bars {
-                    let bar = bars.multi.add(ProgressBar::new_spinner());
+                    let bar = bars.multi.add(ProgressBar::new(0));
                     bar.set_style(
-                        ProgressStyle::with_template("  {bytes:>10} {bytes_per_sec:>12} {msg}")
-                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                        ProgressStyle::with_template(
+                            "  [{bar:24}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} {msg}",
+                        )
+                        .map(|style| style.progress_chars("=> "))
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
                     );
                     bar.set_message(target.clone());
                     bars.per_image
@@ -200,14 +210,25 @@ impl Observer for Progress {
             }
             Event::BlobProgress { image, bytes } => {
                 self.bytes.fetch_add(*bytes, Relaxed);
-                if let Some(bars) = &self.bars
-                    && let Some(bar) = bars
-                        .per_image
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .get(image)
-                {
+                if let Some(bar) = self.bar(*image) {
                     bar.inc(*bytes);
+                }
+            }
+            Event::ImageSized { image, bytes } => {
+                if let Some(bar) = self.bar(*image) {
+                    bar.set_length(*bytes);
+                    bar.set_position(0);
+                }
+            }
+            // Blobs the destination already had count as done at once.
+            Event::BlobDone {
+                image,
+                size,
+                outcome: BlobOutcome::Existed | BlobOutcome::Mounted,
+                ..
+            } => {
+                if let Some(bar) = self.bar(*image) {
+                    bar.inc(*size);
                 }
             }
             Event::IndexFiltered {
