@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::events::{BlobOutcome, Event, ImageId, Observer};
 use crate::plan::{ImageName, ImagePair, InvalidLine};
 use crate::transport::{ImageDestination, ImageSource, Manifest};
-use crate::verify::Verified;
+use crate::verify::{StreamFailure, Verified};
 
 /// How a job runs.
 #[derive(Debug, Clone)]
@@ -198,11 +198,13 @@ pub struct CopyJob {
     counters: Counters,
 }
 
-/// An image whose source manifest is known.
+/// An image that exists on the source.
 struct Resolved {
     id: ImageId,
     pair: ImagePair,
-    manifest: Manifest,
+    /// The source manifest, unless looking it up failed in a way a retry may mend; then each
+    /// attempt fetches it.
+    manifest: Option<Manifest>,
 }
 
 impl CopyJob {
@@ -301,7 +303,17 @@ impl CopyJob {
         let mut resolved = Vec::new();
         for (id, pair, result) in results {
             match result {
-                Ok(manifest) => resolved.push(Resolved { id, pair, manifest }),
+                Ok(manifest) => resolved.push(Resolved {
+                    id,
+                    pair,
+                    manifest: Some(manifest),
+                }),
+                // A busy or flaky source is not a missing image: the image's retries apply.
+                Err(error) if error.is_retryable() => resolved.push(Resolved {
+                    id,
+                    pair,
+                    manifest: None,
+                }),
                 Err(error) => {
                     let error = Arc::new(error);
                     self.emit(Event::ImageInvalid {
@@ -383,7 +395,17 @@ impl CopyJob {
         let target = &image.pair.target;
         let label = format!("{}/{}", self.source.describe(), source);
         let label = label.as_str();
-        let top = &image.manifest;
+        let fetched;
+        let top = match &image.manifest {
+            Some(manifest) => manifest,
+            None => {
+                fetched = self
+                    .source
+                    .manifest(&source.repository, &source.target.to_string())
+                    .await?;
+                &fetched
+            }
+        };
         match manifest::parse(&top.media_type, &top.bytes, label)? {
             ParsedManifest::Image(parsed) => {
                 self.ensure_blobs(image.id, source, target, parsed.blobs())
@@ -610,6 +632,7 @@ impl CopyJob {
             let observer = self.observer.clone();
             let counted = Arc::new(std::sync::atomic::AtomicU64::new(0));
             let counter = counted.clone();
+            let failure = StreamFailure::default();
             let verified = Verified::new(
                 content,
                 blob,
@@ -617,11 +640,15 @@ impl CopyJob {
                     counter.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
                     observer.event(&Event::BlobProgress { image, bytes });
                 }),
+                failure.clone(),
             );
             let outcome = self
                 .destination
                 .put_blob(&target.repository, blob, verified.boxed())
-                .await;
+                .await
+                // When the content itself failed (bad digest, broken source), say that rather
+                // than what the destination made of its aborted body.
+                .map_err(|error| failure.take().map_or(error, Error::from));
             self.counters.bytes.fetch_add(
                 counted.load(std::sync::atomic::Ordering::Relaxed),
                 std::sync::atomic::Ordering::Relaxed,

@@ -3,6 +3,7 @@
 //! destination never sees a complete body for corrupted content.
 
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -15,8 +16,30 @@ use crate::transport::ByteStream;
 /// Called with the length of each chunk that passes.
 pub(crate) type ProgressFn = Box<dyn Fn(u64) + Send + Sync>;
 
+/// Where a verified stream leaves the real reason it failed. The destination only sees that
+/// its body broke (an HTTP client wraps that beyond recognition); the engine reports this.
+#[derive(Clone, Default)]
+pub(crate) struct StreamFailure(Arc<Mutex<Option<registry::Error>>>);
+
+impl StreamFailure {
+    pub(crate) fn take(&self) -> Option<registry::Error> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Keeps `error` and returns a stand-in for the destination.
+    fn record(&self, error: registry::Error) -> registry::Error {
+        let stand_in = registry::Error::Transfer {
+            host: "source".to_string(),
+            detail: error.to_string(),
+        };
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+        stand_in
+    }
+}
+
 pub(crate) struct Verified {
     inner: ByteStream,
+    failure: StreamFailure,
     hasher: Option<DigestHasher>,
     digest: Digest,
     size: u64,
@@ -30,9 +53,11 @@ impl Verified {
         inner: ByteStream,
         descriptor: &Descriptor,
         progress: ProgressFn,
+        failure: StreamFailure,
     ) -> Verified {
         Verified {
             inner,
+            failure,
             hasher: Some(DigestHasher::new()),
             digest: descriptor.digest.clone(),
             size: descriptor.size,
@@ -74,7 +99,8 @@ impl Stream for Verified {
                 if self.seen > self.size {
                     self.finished = true;
                     let seen = self.seen;
-                    return Poll::Ready(Some(Err(self.size_error(seen))));
+                    let error = self.size_error(seen);
+                    return Poll::Ready(Some(Err(self.failure.record(error))));
                 }
                 if let Some(hasher) = self.hasher.as_mut() {
                     hasher.update(&chunk);
@@ -85,21 +111,22 @@ impl Stream for Verified {
                     && let Some(error) = self.check_digest()
                 {
                     self.finished = true;
-                    return Poll::Ready(Some(Err(error)));
+                    return Poll::Ready(Some(Err(self.failure.record(error))));
                 }
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(error))) => {
                 self.finished = true;
-                Poll::Ready(Some(Err(error)))
+                Poll::Ready(Some(Err(self.failure.record(error))))
             }
             Poll::Ready(None) => {
                 self.finished = true;
                 if self.seen < self.size {
-                    let seen = self.seen;
-                    return Poll::Ready(Some(Err(self.size_error(seen))));
+                    let error = self.size_error(self.seen);
+                    return Poll::Ready(Some(Err(self.failure.record(error))));
                 }
-                Poll::Ready(self.check_digest().map(Err))
+                let error = self.check_digest();
+                Poll::Ready(error.map(|error| Err(self.failure.record(error))))
             }
         }
     }
@@ -107,7 +134,6 @@ impl Stream for Verified {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use futures_util::{StreamExt, stream};
@@ -128,10 +154,12 @@ mod tests {
         descriptor: &Descriptor,
     ) -> Vec<Result<Bytes, String>> {
         let inner = stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from_static(c)))).boxed();
-        Verified::new(inner, descriptor, Box::new(|_| {}))
-            .map(|item| item.map_err(|e| e.to_string()))
+        let failure = StreamFailure::default();
+        let items: Vec<_> = Verified::new(inner, descriptor, Box::new(|_| {}), failure.clone())
+            .map(|item| item.map_err(|_| failure.take().unwrap().to_string()))
             .collect()
-            .await
+            .await;
+        items
     }
 
     #[tokio::test]
@@ -149,6 +177,7 @@ mod tests {
             Box::new(move |n| {
                 counter.fetch_add(n, Ordering::Relaxed);
             }),
+            StreamFailure::default(),
         )
         .collect()
         .await;

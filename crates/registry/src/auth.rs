@@ -50,7 +50,16 @@ impl Secret {
             Ok(Ok(docker_credential::DockerCredential::IdentityToken(token))) => {
                 Secret::IdentityToken(token)
             }
-            _ => Secret::Anonymous,
+            Ok(Err(error)) => {
+                // Usually just "no credential configured"; a broken helper or config.json shows
+                // up here too, and the user sees only "requires a login" without this.
+                tracing::debug!(%error, "no credentials from Docker's config");
+                Secret::Anonymous
+            }
+            Err(error) => {
+                tracing::warn!(%error, "credential lookup failed");
+                Secret::Anonymous
+            }
         }
     }
 
@@ -212,12 +221,12 @@ pub(crate) fn token_request(
     if let Some(service) = service {
         query.push(("service", service.to_string()));
     }
-    for scope in scopes {
-        query.push(("scope", scope.as_param()));
-    }
     match secret {
         Secret::IdentityToken(refresh_token) => {
+            // The OAuth2 form takes one space-separated scope field.
             let mut form = query;
+            let scope: Vec<String> = scopes.iter().map(Scope::as_param).collect();
+            form.push(("scope", scope.join(" ")));
             form.push(("grant_type", "refresh_token".to_string()));
             form.push(("client_id", "image-transmit".to_string()));
             form.push(("refresh_token", refresh_token.clone()));
@@ -231,6 +240,9 @@ pub(crate) fn token_request(
                 .body(body)
         }
         _ => {
+            for scope in scopes {
+                query.push(("scope", scope.as_param()));
+            }
             let mut url = realm.to_string();
             for (index, (key, value)) in query.iter().enumerate() {
                 let separator = if index == 0 && !realm.contains('?') {

@@ -201,9 +201,7 @@ impl Registry {
                     .await?;
                 let status = response.status();
                 if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-                    return Err(Error::Unauthorized {
-                        host: self.host().to_string(),
-                    });
+                    return Err(self.unauthorized().await);
                 }
                 if !status.is_success() {
                     return Err(self.status_error(response, "GET", "token").await);
@@ -276,6 +274,25 @@ impl Registry {
                 return Ok(response);
             }
             if reauthenticated {
+                // A valid login whose token lacks the rights asked for (read-only user pushing)
+                // is a permission problem, not a wrong password.
+                let insufficient = response
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.contains("insufficient_scope"));
+                if insufficient && !matches!(self.secret().await, Secret::Anonymous) {
+                    let repository = scopes
+                        .iter()
+                        .find(|scope| scope.push)
+                        .or(scopes.first())
+                        .map(|scope| scope.repository.clone())
+                        .unwrap_or_default();
+                    return Err(Error::Denied {
+                        host: self.host().to_string(),
+                        repository,
+                    });
+                }
                 return Err(self.unauthorized().await);
             }
             reauthenticated = true;
@@ -311,6 +328,27 @@ impl Registry {
             });
         }
         Ok(response)
+    }
+
+    /// Repeats a whole read whose body broke off: [`Registry::send`] retries only until the
+    /// response head arrives, and a manifest or tag page is small enough to fetch again.
+    pub(crate) async fn retry_reads<T, F, Fut>(&self, mut read: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let policy = self.inner.retry;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match read().await {
+                Err(error @ Error::Transfer { .. }) if attempt <= policy.retries => {
+                    tracing::debug!(host = self.host(), %error, "reading again");
+                    tokio::time::sleep(policy.delay(attempt)).await;
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     /// Runs a request with retries on connection errors, 408, 429 and 5xx.

@@ -22,8 +22,14 @@ pub struct Manifest {
 const MAX_MANIFEST: usize = 4 << 20;
 
 impl Registry {
-    /// Fetches a manifest by tag or digest. Fetched by digest, the bytes are verified.
+    /// Fetches a manifest by tag or digest. The bytes are verified against the digest asked
+    /// for, or else against the digest the registry announces.
     pub async fn get_manifest(&self, repository: &str, reference: &str) -> Result<Manifest> {
+        self.retry_reads(|| self.fetch_manifest(repository, reference))
+            .await
+    }
+
+    async fn fetch_manifest(&self, repository: &str, reference: &str) -> Result<Manifest> {
         let path = format!("{repository}/manifests/{reference}");
         let response = self
             .send(Method::GET, &path, &[Scope::pull(repository)], &|r| {
@@ -49,6 +55,11 @@ impl Registry {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let announced: Option<Digest> = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
         let bytes = response.bytes().await.map_err(|e| self.transfer(&e))?;
         if bytes.len() > MAX_MANIFEST {
             return Err(Error::InvalidManifest {
@@ -57,7 +68,7 @@ impl Registry {
             });
         }
         let digest = Digest::of(&bytes);
-        if let Ok(expected) = reference.parse::<Digest>()
+        if let Some(expected) = reference.parse::<Digest>().ok().or(announced)
             && expected != digest
         {
             return Err(Error::DigestMismatch {
@@ -124,36 +135,49 @@ impl Registry {
 
     /// Every tag of a repository, following `Link` pagination.
     pub async fn list_tags(&self, repository: &str) -> Result<Vec<String>> {
+        let mut tags = Vec::new();
+        let mut next = Some(format!("{repository}/tags/list?n=1000"));
+        while let Some(path) = next.take() {
+            let (page, following) = self
+                .retry_reads(|| self.fetch_tag_page(repository, &path))
+                .await?;
+            tags.extend(page);
+            next = following;
+        }
+        Ok(tags)
+    }
+
+    /// One page of a tag list and the path of the next page, if any.
+    async fn fetch_tag_page(
+        &self,
+        repository: &str,
+        path: &str,
+    ) -> Result<(Vec<String>, Option<String>)> {
         #[derive(serde::Deserialize)]
         struct TagList {
             tags: Option<Vec<String>>,
         }
-        let mut tags = Vec::new();
-        let mut next = Some(format!("{repository}/tags/list?n=1000"));
-        while let Some(path) = next.take() {
-            let response = self
-                .send(Method::GET, &path, &[Scope::pull(repository)], &|r| r)
-                .await?;
-            if response.status() != StatusCode::OK {
-                return Err(self
-                    .unexpected(response, "GET", repository, || {
-                        format!("repository {repository}")
-                    })
-                    .await);
-            }
-            next = response
-                .headers()
-                .get(LINK)
-                .and_then(|v| v.to_str().ok())
-                .and_then(next_link);
-            let body = response.bytes().await.map_err(|e| self.transfer(&e))?;
-            let page: TagList = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
-                host: self.host().to_string(),
-                detail: format!("tag list of {repository}: {e}"),
-            })?;
-            tags.extend(page.tags.unwrap_or_default());
+        let response = self
+            .send(Method::GET, path, &[Scope::pull(repository)], &|r| r)
+            .await?;
+        if response.status() != StatusCode::OK {
+            return Err(self
+                .unexpected(response, "GET", repository, || {
+                    format!("repository {repository}")
+                })
+                .await);
         }
-        Ok(tags)
+        let next = response
+            .headers()
+            .get(LINK)
+            .and_then(|v| v.to_str().ok())
+            .and_then(next_link);
+        let body = response.bytes().await.map_err(|e| self.transfer(&e))?;
+        let page: TagList = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
+            host: self.host().to_string(),
+            detail: format!("tag list of {repository}: {e}"),
+        })?;
+        Ok((page.tags.unwrap_or_default(), next))
     }
 }
 

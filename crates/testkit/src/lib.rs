@@ -17,9 +17,11 @@
 mod http;
 mod image;
 mod layer;
+pub mod proxy;
 mod registry;
 mod skopeo;
 mod tls;
+mod token;
 mod tools;
 
 use sha2::{Digest, Sha256};
@@ -28,6 +30,7 @@ pub use image::{ChildManifest, PushedImage, push_docker_image, push_oci_image, p
 pub use layer::Layer;
 pub use registry::{RegistryOptions, TestRegistry, free_port, registry_has_blob};
 pub use skopeo::{skopeo_copy_to_oci_dir, skopeo_inspect_raw};
+pub use token::{Anonymous, TokenRequest, TokenServer, TokenServerOptions};
 pub use tools::require_tools;
 
 /// The `sha256:<hex>` digest of `data`, as registries and OCI layouts name content.

@@ -18,6 +18,7 @@ use tempfile::TempDir;
 
 use crate::http::Endpoint;
 use crate::tls;
+use crate::token::{TokenServer, TokenServerOptions};
 use crate::tools::{require_tools, run};
 
 /// distribution answers `/v2/` about 50 ms after start; this leaves room for a loaded machine.
@@ -83,6 +84,28 @@ impl TestRegistry {
     /// until it answers `/v2/`. Panics if the tools are missing or it does not come up.
     #[track_caller]
     pub fn start_with(options: RegistryOptions) -> TestRegistry {
+        TestRegistry::start_configured(options, None)
+    }
+
+    /// Starts a plain-HTTP registry that accepts only bearer tokens, and the [`TokenServer`]
+    /// (started with `token`) that issues them: distribution's `auth: token`, as on Docker Hub,
+    /// Harbor or GitLab. The registry then verifies every token against the server's certificate.
+    ///
+    /// [`credentials`](Self::credentials) are the token server's user and password, so skopeo
+    /// (and with it [`push_oci_image`](crate::push_oci_image), [`push_oci_index`](crate::push_oci_index),
+    /// [`skopeo_inspect_raw`](crate::skopeo_inspect_raw)) works as for any registry. The helpers
+    /// that speak the registry API themselves ([`push_docker_image`](crate::push_docker_image),
+    /// [`registry_has_blob`]) send no token and get 401 here.
+    #[track_caller]
+    pub fn start_with_token_auth(token: TokenServerOptions) -> (TestRegistry, TokenServer) {
+        let server = TokenServer::start(token);
+        let registry = TestRegistry::start_configured(RegistryOptions::default(), Some(&server));
+        (registry, server)
+    }
+
+    /// [`start_with`](Self::start_with), with token authentication by `token` if given.
+    #[track_caller]
+    fn start_configured(options: RegistryOptions, token: Option<&TokenServer>) -> TestRegistry {
         require_tools();
         let dir = tempfile::Builder::new()
             .prefix("testkit-registry-")
@@ -122,12 +145,23 @@ impl TestRegistry {
                 .args([user, password]));
             config["auth"] = json!({ "htpasswd": { "realm": "test", "path": htpasswd } });
         }
+        let mut credentials = options.credentials.clone();
+        if let Some(server) = token {
+            config["auth"] = json!({ "token": {
+                "realm": server.realm(),
+                "service": server.service(),
+                "issuer": server.issuer(),
+                "rootcertbundle": server.certificate(),
+            } });
+            let (user, password) = server.credentials();
+            credentials = Some((user.to_owned(), password.to_owned()));
+        }
 
         let mut registry = TestRegistry {
             process: None,
             port: 0,
             endpoint: endpoint(tls_client, options.credentials.as_ref()),
-            credentials: options.credentials,
+            credentials,
             ca_pem,
             dir,
         };

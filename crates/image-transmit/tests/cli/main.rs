@@ -1,7 +1,9 @@
 //! End-to-end tests of the `image-transmit` binary against real CNCF registries started on
 //! loopback, with skopeo as the independent reader of what we wrote.
 
+mod auth;
 mod common;
 mod copy;
 mod errors;
+mod faults;
 mod legacy;
