@@ -102,11 +102,49 @@ impl PlatformFilter {
     }
 }
 
+/// The reference to push the final manifest under: the tag, or for a digest reference the
+/// digest of what is pushed (a filtered index has its own).
+fn target_reference(target: &ImageName, digest: &Digest) -> String {
+    match &target.target {
+        registry::reference::Target::Digest(_) => digest.to_string(),
+        tag => tag.to_string(),
+    }
+}
+
+/// The result of one successful attempt.
+struct Copied {
+    digest: Digest,
+    /// The target already had the image; nothing was sent.
+    unchanged: bool,
+}
+
+impl Copied {
+    fn pushed(digest: &Digest) -> Copied {
+        Copied {
+            digest: digest.clone(),
+            unchanged: false,
+        }
+    }
+
+    fn unchanged(digest: &Digest) -> Copied {
+        Copied {
+            digest: digest.clone(),
+            unchanged: true,
+        }
+    }
+}
+
 /// What happened to one image.
 #[derive(Debug, Clone)]
 pub enum ImageStatus {
-    Succeeded { digest: Digest },
-    Failed { error: Arc<Error> },
+    Succeeded {
+        digest: Digest,
+        /// The destination had the image already.
+        unchanged: bool,
+    },
+    Failed {
+        error: Arc<Error>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -336,12 +374,13 @@ impl CopyJob {
             target: target.clone(),
         });
         let status = match self.copy_with_retries(&image).await {
-            Ok(digest) => {
+            Ok(Copied { digest, unchanged }) => {
                 self.emit(Event::ImageDone {
                     image: image.id,
                     digest: digest.clone(),
+                    unchanged,
                 });
-                ImageStatus::Succeeded { digest }
+                ImageStatus::Succeeded { digest, unchanged }
             }
             Err(error) => {
                 let error = Arc::new(error);
@@ -361,7 +400,7 @@ impl CopyJob {
         }
     }
 
-    async fn copy_with_retries(&self, image: &Resolved) -> Result<Digest> {
+    async fn copy_with_retries(&self, image: &Resolved) -> Result<Copied> {
         let mut attempt = 0;
         loop {
             let outcome = tokio::select! {
@@ -389,8 +428,9 @@ impl CopyJob {
         }
     }
 
-    /// One attempt at one image: blobs first, then child manifests by digest, the tag last.
-    async fn copy_once(&self, image: &Resolved) -> Result<Digest> {
+    /// One attempt at one image: nothing if the target already has it, else blobs first,
+    /// then child manifests by digest, the tag last.
+    async fn copy_once(&self, image: &Resolved) -> Result<Copied> {
         let source = &image.pair.source;
         let target = &image.pair.target;
         let label = format!("{}/{}", self.source.describe(), source);
@@ -406,80 +446,112 @@ impl CopyJob {
                 &fetched
             }
         };
-        match manifest::parse(&top.media_type, &top.bytes, label)? {
+        let index = match manifest::parse(&top.media_type, &top.bytes, label)? {
             ParsedManifest::Image(parsed) => {
+                let reference = target_reference(target, &top.digest);
+                if self.up_to_date(target, &reference, &top.digest).await? {
+                    return Ok(Copied::unchanged(&top.digest));
+                }
                 self.ensure_blobs(image.id, source, target, parsed.blobs())
                     .await?;
-                self.push_manifest(target, &target.target.to_string(), top)
-                    .await?;
-                Ok(top.digest.clone())
+                self.push_manifest(target, &reference, top).await?;
+                return Ok(Copied::pushed(&top.digest));
             }
-            ParsedManifest::Index(index) => {
-                let children = self.select_children(&index.manifests, label)?;
-                let fetched = try_join_all(children.iter().map(|child| async move {
-                    let manifest = self
-                        .source
-                        .manifest(&source.repository, child.digest.as_str())
-                        .await?;
-                    let parsed =
-                        match manifest::parse(&manifest.media_type, &manifest.bytes, label)? {
-                            ParsedManifest::Image(parsed) => parsed,
-                            ParsedManifest::Index(_) => {
-                                return Err(Error::Registry(
-                                    registry::Error::UnsupportedManifest {
-                                        reference: label.to_string(),
-                                        media_type: "an index nested in an index".into(),
-                                    },
-                                ));
-                            }
-                        };
-                    Ok::<(Manifest, ImageManifest), Error>((manifest, parsed))
-                }))
-                .await?;
+            ParsedManifest::Index(index) => index,
+        };
 
-                let single = self.options.platform_as_manifest && fetched.len() == 1;
-                let blobs = fetched.iter().flat_map(|(_, parsed)| parsed.blobs());
-                self.ensure_blobs(image.id, source, target, blobs).await?;
-                if single {
-                    let (child, _) = &fetched[0];
-                    self.push_manifest(target, &target.target.to_string(), child)
-                        .await?;
-                    return Ok(child.digest.clone());
-                }
-                for (child, _) in &fetched {
-                    self.push_manifest(target, child.digest.as_str(), child)
-                        .await?;
-                }
-                let top = if children.len() == index.manifests.len() {
-                    top.clone()
-                } else {
-                    let keep: Vec<Digest> = children.iter().map(|c| c.digest.clone()).collect();
-                    let bytes = manifest::filter_index(&top.bytes, &keep, label)?;
-                    let filtered = Manifest {
-                        digest: Digest::of(&bytes),
-                        bytes: bytes.into(),
-                        media_type: top.media_type.clone(),
-                    };
-                    self.emit(Event::IndexFiltered {
-                        image: image.id,
-                        original: top.digest.clone(),
-                        filtered: filtered.digest.clone(),
-                        platforms: children
-                            .iter()
-                            .filter_map(|c| c.platform.as_ref().map(manifest::Platform::label))
-                            .collect(),
-                    });
-                    filtered
-                };
-                // A digest reference names the original index; the filtered one has its own.
-                let reference = match &target.target {
-                    registry::reference::Target::Digest(_) => top.digest.to_string(),
-                    tag => tag.to_string(),
-                };
-                self.push_manifest(target, &reference, &top).await?;
-                Ok(top.digest.clone())
+        let children = self.select_children(&index.manifests, label)?;
+        let single = self.options.platform_as_manifest && children.len() == 1;
+        let filtered = children.len() != index.manifests.len();
+        // What the tag will name is known before any child is fetched, so an image the target
+        // already has costs one HEAD.
+        let final_top = if single || !filtered {
+            top.clone()
+        } else {
+            let keep: Vec<Digest> = children.iter().map(|c| c.digest.clone()).collect();
+            let bytes = manifest::filter_index(&top.bytes, &keep, label)?;
+            Manifest {
+                digest: Digest::of(&bytes),
+                bytes: bytes.into(),
+                media_type: top.media_type.clone(),
+            }
+        };
+        let final_digest = if single {
+            children[0].digest.clone()
+        } else {
+            final_top.digest.clone()
+        };
+        let reference = target_reference(target, &final_digest);
+        if self.up_to_date(target, &reference, &final_digest).await? {
+            return Ok(Copied::unchanged(&final_digest));
+        }
+        if filtered && !single {
+            self.emit(Event::IndexFiltered {
+                image: image.id,
+                original: top.digest.clone(),
+                filtered: final_digest.clone(),
+                platforms: children
+                    .iter()
+                    .filter_map(|c| c.platform.as_ref().map(manifest::Platform::label))
+                    .collect(),
+            });
+        }
+
+        let fetched = try_join_all(
+            children
+                .iter()
+                .map(|child| self.fetch_child(source, child, label)),
+        )
+        .await?;
+        let blobs = fetched.iter().flat_map(|(_, parsed)| parsed.blobs());
+        self.ensure_blobs(image.id, source, target, blobs).await?;
+        if single {
+            let (child, _) = &fetched[0];
+            self.push_manifest(target, &reference, child).await?;
+            return Ok(Copied::pushed(&child.digest));
+        }
+        for (child, _) in &fetched {
+            self.push_manifest(target, child.digest.as_str(), child)
+                .await?;
+        }
+        self.push_manifest(target, &reference, &final_top).await?;
+        Ok(Copied::pushed(&final_digest))
+    }
+
+    async fn fetch_child(
+        &self,
+        source: &ImageName,
+        child: &Descriptor,
+        label: &str,
+    ) -> Result<(Manifest, ImageManifest)> {
+        let manifest = self
+            .source
+            .manifest(&source.repository, child.digest.as_str())
+            .await?;
+        match manifest::parse(&manifest.media_type, &manifest.bytes, label)? {
+            ParsedManifest::Image(parsed) => Ok((manifest, parsed)),
+            ParsedManifest::Index(_) => {
+                Err(Error::Registry(registry::Error::UnsupportedManifest {
+                    reference: label.to_string(),
+                    media_type: "an index nested in an index".into(),
+                }))
             }
         }
+    }
+
+    /// Whether the target already names exactly this manifest, in which case the image is
+    /// complete there (a registry accepts a manifest only once its blobs and children exist).
+    async fn up_to_date(
+        &self,
+        target: &ImageName,
+        reference: &str,
+        digest: &Digest,
+    ) -> Result<bool> {
+        let present = self
+            .destination
+            .manifest_digest(&target.repository, reference)
+            .await?;
+        Ok(present.as_ref() == Some(digest))
     }
 
     fn select_children<'a>(

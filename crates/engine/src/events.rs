@@ -78,6 +78,8 @@ pub enum Event {
     ImageDone {
         image: ImageId,
         digest: Digest,
+        /// The destination had this image already; nothing was sent.
+        unchanged: bool,
     },
     ImageFailed {
         image: ImageId,

@@ -254,12 +254,19 @@ impl Observer for Progress {
                     reason = explain(error)
                 ));
             }
-            Event::ImageDone { image, .. } => {
+            Event::ImageDone {
+                image, unchanged, ..
+            } => {
                 self.doing.fetch_sub(1, Relaxed);
                 self.succeeded.fetch_add(1, Relaxed);
                 self.finish_bar(*image);
                 let (source, target) = self.image_names(*image);
-                self.log(&t!("summary.copied", src = source, dst = target));
+                let key = if *unchanged {
+                    "summary.already_present"
+                } else {
+                    "summary.copied"
+                };
+                self.log(&t!(key, src = source, dst = target));
             }
             Event::ImageFailed { image, error } => {
                 self.doing.fetch_sub(1, Relaxed);

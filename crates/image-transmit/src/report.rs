@@ -19,11 +19,11 @@ pub(crate) fn write(
         .images
         .iter()
         .map(|image| match &image.status {
-            ImageStatus::Succeeded { digest } => json!({
+            ImageStatus::Succeeded { digest, unchanged } => json!({
                 "line": image.line,
                 "source": image.source,
                 "target": image.target,
-                "status": "succeeded",
+                "status": if *unchanged { "unchanged" } else { "copied" },
                 "digest": digest.to_string(),
             }),
             ImageStatus::Failed { error } => json!({

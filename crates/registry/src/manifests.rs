@@ -87,20 +87,38 @@ impl Registry {
     }
 
     /// The digest a tag points to, or None if the manifest is absent. A HEAD does not count
-    /// against pull quotas.
-    pub async fn head_manifest(&self, repository: &str, reference: &str) -> Result<Option<Digest>> {
+    /// against pull quotas. `for_push` asks with push scope, so a target's one token serves
+    /// this and the pushes that follow.
+    pub async fn head_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        for_push: bool,
+    ) -> Result<Option<Digest>> {
         let path = format!("{repository}/manifests/{reference}");
+        let scope = if for_push {
+            Scope::push(repository)
+        } else {
+            Scope::pull(repository)
+        };
         let response = self
-            .send(Method::HEAD, &path, &[Scope::pull(repository)], &|r| {
+            .send(Method::HEAD, &path, &[scope], &|r| {
                 r.header(ACCEPT, ACCEPT_MANIFESTS)
             })
             .await?;
         match response.status() {
-            StatusCode::OK => Ok(response
-                .headers()
-                .get("docker-content-digest")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok())),
+            StatusCode::OK => {
+                let announced = response
+                    .headers()
+                    .get("docker-content-digest")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok());
+                match announced {
+                    Some(digest) => Ok(Some(digest)),
+                    // Not every registry announces it; the bytes tell.
+                    None => Ok(Some(self.get_manifest(repository, reference).await?.digest)),
+                }
+            }
             StatusCode::NOT_FOUND => Ok(None),
             _ => Err(self
                 .unexpected(response, "HEAD", repository, || path.clone())

@@ -3,6 +3,7 @@
 
 pub mod registry;
 
+use ::registry::Digest;
 use ::registry::manifest::Descriptor;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -53,6 +54,9 @@ pub trait ImageDestination: Send + Sync {
         descriptor: &Descriptor,
         content: ByteStream,
     ) -> Result<()>;
+
+    /// The digest of the manifest `reference` names, if the destination has one.
+    async fn manifest_digest(&self, repository: &str, reference: &str) -> Result<Option<Digest>>;
 
     /// Stores manifest bytes, unchanged, under `reference` (tag or digest).
     async fn put_manifest(

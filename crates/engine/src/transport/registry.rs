@@ -118,6 +118,13 @@ impl ImageDestination for RegistryDestination {
         Ok(())
     }
 
+    async fn manifest_digest(&self, repository: &str, reference: &str) -> Result<Option<Digest>> {
+        Ok(self
+            .registry
+            .head_manifest(repository, reference, true)
+            .await?)
+    }
+
     async fn put_manifest(
         &self,
         repository: &str,

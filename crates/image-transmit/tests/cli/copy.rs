@@ -2,6 +2,7 @@
 //! renames, shared blobs moved once, re-runs that move nothing.
 
 use serde_json::Value;
+use testkit::proxy::FaultProxy;
 use testkit::{
     Layer, TestRegistry, push_docker_image, push_oci_image, push_oci_index, skopeo_copy_to_oci_dir,
     skopeo_inspect_raw,
@@ -87,7 +88,7 @@ fn docker_oci_and_index_images_arrive_with_their_digests() {
 }
 
 #[test]
-fn a_second_run_moves_no_blob() {
+fn a_second_run_only_asks_the_target_and_a_new_tag_moves_no_blob() {
     let source = TestRegistry::start();
     let target = TestRegistry::start();
     push_oci_image(
@@ -96,18 +97,38 @@ fn a_second_run_moves_no_blob() {
         "1",
         &[Layer::random(4, 100_000), Layer::random(5, 100_000)],
     );
+    // The proxy shows every request the target receives.
+    let watched = FaultProxy::start(&target);
     let dir = workdir();
-    for _ in 0..2 {
-        copy_between(dir.path(), &source, &target)
-            .args(["--json", "r.json", "team/app:1"])
+    let copy = |line: &str| {
+        image_transmit(dir.path())
+            .args(["copy", "--from", &source.url(), "--to", &watched.url()])
+            .args(["--json", "r.json", line])
             .assert()
             .success();
-    }
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("r.json")).unwrap()).unwrap();
+        serde_json::from_slice::<Value>(&std::fs::read(dir.path().join("r.json")).unwrap()).unwrap()
+    };
+    copy("team/app:1");
+    let before = watched.requests().len();
+
+    let report = copy("team/app:1");
+    assert_eq!(report["images"][0]["status"], "unchanged", "{report}");
+    assert_eq!(report["bytes_transferred"], 0);
+    let rerun: Vec<_> = watched.requests().split_off(before);
+    assert!(
+        // The ping (`/v2/`) and manifest HEADs; not one blob request.
+        rerun.iter().all(|r| r.method == "HEAD" || r.path == "/v2/"),
+        "{rerun:?}"
+    );
+    assert!(
+        rerun.iter().any(|r| r.path.contains("/manifests/1")),
+        "{rerun:?}"
+    );
+
+    let report = copy("team/app:1 -> team/app:2");
+    assert_eq!(report["images"][0]["status"], "copied", "{report}");
     assert_eq!(report["blobs"]["transferred"], 0);
     assert_eq!(report["blobs"]["existing"], 3);
-    assert_eq!(report["bytes_transferred"], 0);
 }
 
 #[test]
