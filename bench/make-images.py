@@ -8,10 +8,11 @@ generating 2.5 GiB takes seconds instead of minutes. Neither copier decompresses
 
 The set ("app0".."app7"): every image has two shared base layers (96 MiB + 64 MiB) and two
 layers of its own (32 MiB + 12 MiB): 512 MiB of unique layer bytes, 1632 MiB as referenced.
-The scaling image ("big"): one layer of --big-mib MiB.
+The scaling images: "small", whose one layer is the 96 MiB base layer, and "big", one layer of
+--big-mib MiB. Both move one blob stream at a time, so their peak RSS differs only by layer size.
 
 Usage: make-images.py OUT_DIR [--images 8] [--big-mib 2048]
-Refs in OUT_DIR/index.json are app0..app{N-1} and, unless --big-mib 0, big.
+Refs in OUT_DIR/index.json are app0..app{N-1}, small and, unless --big-mib 0, big.
 """
 
 import argparse
@@ -127,6 +128,7 @@ def main():
     for i in range(args.images):
         own = [(f"app{i}-{name}", mib) for name, mib in OWN_LAYERS]
         layout.image(f"app{i}", BASE_LAYERS + own)
+    layout.image("small", BASE_LAYERS[:1])
     if args.big_mib > 0:
         layout.image("big", [("big", args.big_mib)])
     layout.finish()

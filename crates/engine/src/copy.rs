@@ -662,14 +662,14 @@ impl CopyJob {
             done(BlobOutcome::Existed);
             return Ok(());
         }
+        if self.destination.has_blob(repository, blob).await? {
+            done(BlobOutcome::Existed);
+            return Ok(());
+        }
         if let Some(from) = landed.first()
             && self.destination.mount_blob(repository, blob, from).await?
         {
             done(BlobOutcome::Mounted);
-            return Ok(());
-        }
-        if self.destination.has_blob(repository, blob).await? {
-            done(BlobOutcome::Existed);
             return Ok(());
         }
         let _permit = self
