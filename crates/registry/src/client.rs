@@ -104,6 +104,11 @@ impl Registry {
     /// Checks that the registry answers and accepts the credentials, so a job fails early with
     /// one clear error instead of once per image.
     pub async fn check(&self, repository: &str, push: bool) -> Result<()> {
+        self.base_url().await?;
+        if matches!(*self.inner.challenge.read().await, Some(Challenge::None)) {
+            // The ping was answered without asking for a login: nothing more to check.
+            return Ok(());
+        }
         let scope = if push {
             Scope::push(repository)
         } else {

@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Once;
+use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -111,9 +111,23 @@ pub struct TlsOptions {
     pub skip_verify: bool,
 }
 
-/// Builds the HTTP client for one TLS profile. One client per profile keeps connections pooled
-/// across every image of a job.
+/// The HTTP client for one TLS profile, shared by every registry using that profile: loading
+/// and parsing the system's trusted roots is most of a short run's start-up, so it happens
+/// once per profile, and connections stay pooled across images.
 pub(crate) fn http_client(tls: &TlsOptions, user_agent: &str) -> Result<reqwest::Client> {
+    static CLIENTS: Mutex<Vec<(TlsOptions, reqwest::Client)>> = Mutex::new(Vec::new());
+    let mut clients = CLIENTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, client)) = clients.iter().find(|(options, _)| options == tls) {
+        return Ok(client.clone());
+    }
+    let client = build_http_client(tls, user_agent)?;
+    clients.push((tls.clone(), client.clone()));
+    Ok(client)
+}
+
+fn build_http_client(tls: &TlsOptions, user_agent: &str) -> Result<reqwest::Client> {
     install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .user_agent(user_agent)
