@@ -90,8 +90,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes on one line, each cause once.
+/// The error and its causes on one line, each cause once. Usage and run errors are already
+/// one finished sentence in the user's language.
 fn one_line(error: &anyhow::Error) -> String {
+    if error.is::<RunError>() || error.is::<UsageError>() {
+        return error.to_string();
+    }
     let mut text = error.to_string();
     for cause in error.chain().skip(1) {
         let cause = cause.to_string();
@@ -99,9 +103,6 @@ fn one_line(error: &anyhow::Error) -> String {
             text.push_str(": ");
             text.push_str(&cause);
         }
-    }
-    if error.is::<RunError>() || error.is::<UsageError>() {
-        return error.to_string();
     }
     text
 }
