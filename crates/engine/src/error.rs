@@ -1,10 +1,6 @@
 //! The engine's errors: what went wrong with one image, typed so front ends can explain it in
 //! the user's language and so the engine knows whether a retry can help.
 
-use std::sync::Arc;
-
-use registry::Digest;
-
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
@@ -22,24 +18,13 @@ pub enum Error {
         wanted: String,
         available: String,
     },
-
-    #[error("an image with the same digest failed earlier in this job: {0}")]
-    SharedBlobFailed(Arc<Error>),
-
-    #[error("blob {digest} is not available from {source_name}")]
-    BlobUnavailable { digest: Digest, source_name: String },
-
-    #[error("{0}")]
-    Io(String),
 }
 
 impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Registry(error) => error.is_retryable(),
-            Error::SharedBlobFailed(error) => error.is_retryable(),
-            Error::Io(_) => true,
-            _ => false,
+            Error::Plan(_) | Error::Cancelled | Error::NoMatchingPlatform { .. } => false,
         }
     }
 }

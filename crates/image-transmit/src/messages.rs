@@ -1,18 +1,18 @@
-//! Turns engine and registry errors into one sentence in the user's language. The engine's
-//! errors are typed precisely so this file can explain each kind; anything not listed falls
-//! back to the error's own (English) text.
+//! Turns engine and registry errors into one sentence in the user's language. The matches are
+//! exhaustive on purpose: a new error kind does not compile until it has its sentence in both
+//! catalogs.
 
 use engine::Error;
+use engine::plan::PlanError;
+use registry::reference::ReferenceProblem;
 use rust_i18n::t;
 
 /// One sentence explaining an error, in the current language.
 pub(crate) fn explain(error: &Error) -> String {
     match error {
         Error::Registry(error) => explain_registry(error),
+        Error::Plan(error) => explain_plan(error),
         Error::Cancelled => t!("error.interrupted").to_string(),
-        Error::Plan(error) => {
-            t!("error.invalid_list_entry", detail = error.to_string()).to_string()
-        }
         Error::NoMatchingPlatform {
             reference,
             wanted,
@@ -24,16 +24,29 @@ pub(crate) fn explain(error: &Error) -> String {
             available = available
         )
         .to_string(),
-        Error::SharedBlobFailed(inner) => explain(inner),
-        other => other.to_string(),
     }
 }
 
 pub(crate) fn explain_registry(error: &registry::Error) -> String {
     use registry::Error as E;
     match error {
-        E::ManifestNotFound { host, reference } => {
-            t!("error.image_not_found", image = reference, registry = host).to_string()
+        E::InvalidAddress { address, reason } => t!(
+            "error.invalid_registry_url",
+            value = address,
+            detail = reason
+        )
+        .to_string(),
+        E::CaCertificate { path, detail } => {
+            t!("error.ca_certificate", path = path, detail = detail).to_string()
+        }
+        E::Unreachable { host, detail } => t!(
+            "error.registry_unreachable",
+            registry = host,
+            detail = detail
+        )
+        .to_string(),
+        E::TlsVerification { host, detail } => {
+            t!("error.tls_verify_failed", registry = host, detail = detail).to_string()
         }
         E::Unauthorized { host } => t!("error.auth_failed", registry = host).to_string(),
         E::AuthenticationRequired { host } => {
@@ -45,16 +58,41 @@ pub(crate) fn explain_registry(error: &registry::Error) -> String {
             repository = repository
         )
         .to_string(),
-        E::TlsVerification { host, detail } => {
-            t!("error.tls_verify_failed", registry = host, detail = detail).to_string()
+        E::ManifestNotFound { host, reference } => {
+            t!("error.image_not_found", image = reference, registry = host).to_string()
         }
-        E::Unreachable { host, detail } => t!(
-            "error.registry_unreachable",
-            registry = host,
-            detail = detail
+        E::BlobNotFound {
+            host,
+            repository,
+            digest,
+        } => t!(
+            "error.blob_not_found",
+            digest = digest.short(),
+            repository = repository,
+            registry = host
         )
         .to_string(),
-        E::Schema1 { reference } => t!("error.schema1_refused", image = reference).to_string(),
+        E::NotFound { host, what } => {
+            t!("error.not_found", what = what, registry = host).to_string()
+        }
+        E::Status {
+            host,
+            status,
+            method,
+            path,
+            body,
+        } => t!(
+            "error.registry_status",
+            registry = host,
+            status = status,
+            method = method,
+            path = path,
+            body = body
+        )
+        .to_string(),
+        E::Transfer { host, detail } => {
+            t!("error.transfer", registry = host, detail = detail).to_string()
+        }
         E::DigestMismatch {
             expected, actual, ..
         } => t!(
@@ -64,15 +102,106 @@ pub(crate) fn explain_registry(error: &registry::Error) -> String {
             actual = actual
         )
         .to_string(),
-        E::CaCertificate { path, detail } => {
-            t!("error.ca_certificate", path = path, detail = detail).to_string()
-        }
-        E::InvalidAddress { address, reason } => t!(
-            "error.invalid_registry_url",
-            value = address,
-            detail = reason
+        E::SizeMismatch {
+            digest,
+            expected,
+            actual,
+        } => t!(
+            "error.size_mismatch",
+            digest = digest.short(),
+            expected = expected,
+            actual = actual
         )
         .to_string(),
-        other => other.to_string(),
+        E::Schema1 { reference } => t!("error.schema1_refused", image = reference).to_string(),
+        E::UnsupportedManifest {
+            reference,
+            media_type,
+        } => t!(
+            "error.unsupported_manifest",
+            image = reference,
+            media_type = media_type
+        )
+        .to_string(),
+        E::InvalidManifest { reference, detail } => {
+            t!("error.invalid_manifest", image = reference, detail = detail).to_string()
+        }
+        E::Protocol { host, detail } => {
+            t!("error.protocol", registry = host, detail = detail).to_string()
+        }
+        E::MonolithicUploadRefused { host } => {
+            t!("error.monolithic_refused", registry = host).to_string()
+        }
+    }
+}
+
+/// Why an image-list line cannot be planned.
+pub(crate) fn explain_plan(error: &PlanError) -> String {
+    match error {
+        PlanError::InvalidCharacters(found) => {
+            let places: Vec<String> = found
+                .iter()
+                .map(|bad| {
+                    t!(
+                        "plan.bad_character",
+                        line = bad.line,
+                        code = format!("U+{:04X}", u32::from(bad.character))
+                    )
+                    .to_string()
+                })
+                .collect();
+            t!("plan.invalid_characters", places = places.join(", ")).to_string()
+        }
+        PlanError::EmptyLine => t!("plan.empty_line").to_string(),
+        PlanError::MissingSource => t!("plan.missing_source").to_string(),
+        PlanError::MissingRename => t!("plan.missing_rename").to_string(),
+        PlanError::MultipleRenames => t!("plan.multiple_renames").to_string(),
+        PlanError::Reference(invalid) => t!(
+            "plan.invalid_reference",
+            text = invalid.text,
+            problem = explain_reference(&invalid.problem)
+        )
+        .to_string(),
+        PlanError::InvalidRepository {
+            repository,
+            problem,
+        } => t!(
+            "plan.invalid_repository",
+            repository = repository,
+            problem = explain_reference(problem)
+        )
+        .to_string(),
+        PlanError::RenameChangesDigest(digest) => {
+            t!("plan.rename_changes_digest", digest = digest).to_string()
+        }
+        PlanError::InvalidEndpoint { text, problem } => t!(
+            "error.invalid_registry_url",
+            value = text,
+            detail = explain_reference(problem)
+        )
+        .to_string(),
+    }
+}
+
+fn explain_reference(problem: &ReferenceProblem) -> String {
+    match problem {
+        ReferenceProblem::Empty => t!("reference.empty").to_string(),
+        ReferenceProblem::MissingRepository => t!("reference.missing_repository").to_string(),
+        ReferenceProblem::InvalidHost(host) => {
+            t!("reference.invalid_host", host = host).to_string()
+        }
+        ReferenceProblem::Uppercase => t!("reference.uppercase").to_string(),
+        ReferenceProblem::EmptyComponent => t!("reference.empty_component").to_string(),
+        ReferenceProblem::InvalidComponent(component) => {
+            t!("reference.invalid_component", component = component).to_string()
+        }
+        ReferenceProblem::MisplacedColon => t!("reference.misplaced_colon").to_string(),
+        ReferenceProblem::NameTooLong(length) => {
+            t!("reference.name_too_long", length = length).to_string()
+        }
+        ReferenceProblem::InvalidTag(tag) => t!("reference.invalid_tag", tag = tag).to_string(),
+        ReferenceProblem::InvalidDigest(digest) => {
+            t!("reference.invalid_digest", digest = digest).to_string()
+        }
     }
 }

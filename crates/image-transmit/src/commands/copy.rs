@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::{JobSettings, RunError, UsageError, finish, open_registry, read_list};
 use crate::cli::{CopyArgs, GlobalOptions};
 use crate::config::Config;
-use crate::messages::explain_registry;
+use crate::messages::{explain_plan, explain_registry};
 use crate::progress::Progress;
 
 pub(crate) async fn run(
@@ -40,7 +40,7 @@ pub(crate) async fn run(
         .unwrap_or_default();
 
     let text = read_list(args.list.as_deref(), &args.images)?;
-    let lines = plan::parse_list(&text).map_err(|e| UsageError(e.to_string()))?;
+    let lines = plan::parse_list(&text).map_err(|e| UsageError(explain_plan(&e)))?;
     if lines.is_empty() {
         return Err(UsageError(t!("error.empty_image_list").to_string()).into());
     }
