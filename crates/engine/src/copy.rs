@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 use crate::events::{BlobOutcome, Event, ImageId, Observer};
 use crate::plan::{ImageName, ImagePair, InvalidLine};
-use crate::transport::{ImageDestination, ImageSource, Manifest};
+use crate::transport::{ImageDestination, ImageSource, Manifest, ManifestRole};
 use crate::verify::{StreamFailure, Verified};
 
 /// How a job runs.
@@ -454,7 +454,8 @@ impl CopyJob {
                 }
                 self.ensure_blobs(image.id, source, target, parsed.blobs())
                     .await?;
-                self.push_manifest(target, &reference, top).await?;
+                self.push_manifest(target, &reference, top, ManifestRole::Top)
+                    .await?;
                 return Ok(Copied::pushed(&top.digest));
             }
             ParsedManifest::Index(index) => index,
@@ -507,14 +508,16 @@ impl CopyJob {
         self.ensure_blobs(image.id, source, target, blobs).await?;
         if single {
             let (child, _) = &fetched[0];
-            self.push_manifest(target, &reference, child).await?;
+            self.push_manifest(target, &reference, child, ManifestRole::Top)
+                .await?;
             return Ok(Copied::pushed(&child.digest));
         }
         for (child, _) in &fetched {
-            self.push_manifest(target, child.digest.as_str(), child)
+            self.push_manifest(target, child.digest.as_str(), child, ManifestRole::Child)
                 .await?;
         }
-        self.push_manifest(target, &reference, &final_top).await?;
+        self.push_manifest(target, &reference, &final_top, ManifestRole::Top)
+            .await?;
         Ok(Copied::pushed(&final_digest))
     }
 
@@ -598,12 +601,13 @@ impl CopyJob {
         target: &ImageName,
         reference: &str,
         manifest: &Manifest,
+        role: ManifestRole,
     ) -> Result<()> {
         if self.cancel.is_cancelled() {
             return Err(Error::Cancelled);
         }
         self.destination
-            .put_manifest(&target.repository, reference, manifest)
+            .put_manifest(&target.repository, reference, manifest, role)
             .await
     }
 
@@ -666,11 +670,18 @@ impl CopyJob {
             done(BlobOutcome::Existed);
             return Ok(());
         }
-        if let Some(from) = landed.first()
-            && self.destination.mount_blob(repository, blob, from).await?
-        {
-            done(BlobOutcome::Mounted);
-            return Ok(());
+        // Where this job put it before, then where the source says it already is.
+        let candidates = landed
+            .first()
+            .cloned()
+            .into_iter()
+            .chain(self.source.mount_hints(&blob.digest))
+            .filter(|from| from != repository);
+        for from in candidates {
+            if self.destination.mount_blob(repository, blob, &from).await? {
+                done(BlobOutcome::Mounted);
+                return Ok(());
+            }
         }
         let _permit = self
             .transfers

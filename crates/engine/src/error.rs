@@ -9,6 +9,19 @@ pub enum Error {
     #[error(transparent)]
     Plan(#[from] crate::plan::PlanError),
 
+    #[error(transparent)]
+    Meta(#[from] crate::bundle::meta::MetaError),
+
+    #[error(transparent)]
+    Part(#[from] crate::bundle::parts::PartError),
+
+    #[error("cannot read or write {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("stopped by the user")]
     Cancelled,
 
@@ -24,9 +37,23 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Registry(error) => error.is_retryable(),
-            Error::Plan(_) | Error::Cancelled | Error::NoMatchingPlatform { .. } => false,
+            Error::Plan(_)
+            | Error::Meta(_)
+            | Error::Part(_)
+            | Error::Io { .. }
+            | Error::Cancelled
+            | Error::NoMatchingPlatform { .. } => false,
         }
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! [`transport::ImageDestination`], whatever they are, and tells [`events::Observer`]s what it
 //! does. Saving, uploading, loading and direct copy are all this one job.
 
+pub mod bundle;
 pub mod copy;
 pub mod error;
 pub mod events;

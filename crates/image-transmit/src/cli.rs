@@ -42,6 +42,12 @@ pub(crate) struct GlobalOptions {
 pub(crate) enum Command {
     /// Copy images from one registry to another
     Copy(CopyArgs),
+    /// Save images from a registry into an offline bundle (data files and a _meta.yaml)
+    Save(SaveArgs),
+    /// Upload an offline bundle into a registry
+    Upload(UploadArgs),
+    /// Check an offline bundle: data files, sizes, checksums and every blob's digest
+    Verify(VerifyArgs),
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -64,4 +70,58 @@ pub(crate) struct CopyArgs {
     /// Images to copy, in the list's syntax (`ns/app:1`, `ns/app:1->other/app:2`)
     #[arg(value_name = "IMAGE")]
     pub(crate) images: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct SaveArgs {
+    /// Source registry: a `name` from cfg.yaml or an address
+    #[arg(long, value_name = "SRC")]
+    pub(crate) from: String,
+    /// Image list file, one image per line (`-` reads standard input)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) list: Option<PathBuf>,
+    /// Leave out every blob this earlier bundle carried (repeatable)
+    #[arg(long = "incremental-from", value_name = "META")]
+    pub(crate) incremental_from: Vec<PathBuf>,
+    /// Output name prefix, optionally with a directory part (cfg.yaml `outprefix`)
+    #[arg(long, value_name = "PREFIX")]
+    pub(crate) out: Option<String>,
+    /// Write one data file instead of one per parallel transfer (cfg.yaml `singlefile`)
+    #[arg(long)]
+    pub(crate) single_file: bool,
+    /// Cap every data file at this size, e.g. 4G or 700M
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) split_size: Option<String>,
+    /// Bundle format
+    #[arg(long, default_value = "tar", value_name = "FORMAT")]
+    pub(crate) format: String,
+    /// Platforms to keep from multi-platform images, e.g. linux/amd64,linux/arm64
+    #[arg(long, value_name = "OS/ARCH,…")]
+    pub(crate) platform: Option<String>,
+    /// Images to save, in the list's syntax
+    #[arg(value_name = "IMAGE")]
+    pub(crate) images: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct UploadArgs {
+    /// Target registry: a `name` from cfg.yaml or an address
+    #[arg(long, value_name = "DST")]
+    pub(crate) to: String,
+    /// The bundle's _meta.yaml
+    #[arg(value_name = "META")]
+    pub(crate) meta: PathBuf,
+    /// Upload only the images in this list (`src -> new` renames)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) list: Option<PathBuf>,
+    /// Images to upload, as the bundle names them
+    #[arg(long = "image", value_name = "IMAGE")]
+    pub(crate) images: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct VerifyArgs {
+    /// The bundle's _meta.yaml
+    #[arg(value_name = "META")]
+    pub(crate) meta: PathBuf,
 }

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use rust_i18n::t;
 
-use crate::cli::{Cli, Command, CopyArgs, GlobalOptions};
+use crate::cli::{Cli, Command, CopyArgs, GlobalOptions, SaveArgs, UploadArgs};
 use crate::commands::{RunError, UsageError};
 use crate::config::{Config, ConfigError};
 use crate::legacy::LegacyMode;
@@ -28,7 +28,7 @@ rust_i18n::i18n!("locales", fallback = "en");
 
 /// What to run, from either command-line form.
 enum Invocation {
-    Command(GlobalOptions, Command),
+    Command(GlobalOptions, Box<Command>),
     /// A legacy call that only prints usage (with an exit status).
     Usage {
         message: Option<String>,
@@ -73,8 +73,11 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
-        match &command {
+        match command.as_ref() {
             Command::Copy(args) => commands::copy::run(&global, args, &config).await,
+            Command::Save(args) => commands::save::run(&global, args, &config).await,
+            Command::Upload(args) => commands::upload::run(&global, args, &config).await,
+            Command::Verify(args) => commands::verify::run(args).await,
         }
     });
     match outcome {
@@ -127,12 +130,12 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
         return Ok(match legacy::mode(&invocation) {
             LegacyMode::Transmit => Invocation::Command(
                 global,
-                Command::Copy(CopyArgs {
+                Box::new(Command::Copy(CopyArgs {
                     from: invocation.src.clone().unwrap_or_default(),
                     to: invocation.dst.clone().unwrap_or_default(),
                     list: invocation.lst.clone(),
                     ..CopyArgs::default()
-                }),
+                })),
             ),
             LegacyMode::Help => Invocation::Usage {
                 message: None,
@@ -142,7 +145,29 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
                 message: Some(t!("legacy.invalid_args").to_string()),
                 status: 2,
             },
-            LegacyMode::Watch | LegacyMode::Upload | LegacyMode::Save { .. } => Invocation::Usage {
+            LegacyMode::Save { .. } => Invocation::Command(
+                global,
+                Box::new(Command::Save(SaveArgs {
+                    from: invocation.src.clone().unwrap_or_default(),
+                    list: invocation.lst.clone(),
+                    incremental_from: invocation.inc.clone(),
+                    out: invocation.out.clone(),
+                    format: "tar".to_string(),
+                    ..SaveArgs::default()
+                })),
+            ),
+            LegacyMode::Upload if !is_local_engine(invocation.dst.as_deref()) => {
+                Invocation::Command(
+                    global,
+                    Box::new(Command::Upload(UploadArgs {
+                        to: invocation.dst.clone().unwrap_or_default(),
+                        meta: invocation.img.clone().unwrap_or_default(),
+                        list: invocation.lst.clone(),
+                        images: Vec::new(),
+                    })),
+                )
+            }
+            LegacyMode::Watch | LegacyMode::Upload => Invocation::Usage {
                 message: Some(t!("error.mode_not_available").to_string()),
                 status: 2,
             },
@@ -155,7 +180,7 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
             if let Some(lang) = &cli.global.lang {
                 i18n::apply_language(Some(lang), None);
             }
-            Ok(Invocation::Command(cli.global, cli.command))
+            Ok(Invocation::Command(cli.global, Box::new(cli.command)))
         }
         Err(error) => {
             let status = if error.use_stderr() { 2 } else { 0 };
@@ -163,6 +188,11 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
             Err(ExitCode::from(status))
         }
     }
+}
+
+/// `-dst=docker` and `-dst=ctr` name the local engines, not registries (issue 4 brings them).
+fn is_local_engine(target: Option<&str>) -> bool {
+    matches!(target, Some("docker" | "ctr"))
 }
 
 /// Reads cfg.yaml if there is one (commands given registry addresses need none), warns about

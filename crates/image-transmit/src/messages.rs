@@ -12,7 +12,12 @@ pub(crate) fn explain(error: &Error) -> String {
     match error {
         Error::Registry(error) => explain_registry(error),
         Error::Plan(error) => explain_plan(error),
+        Error::Meta(error) => t!("error.bundle_meta", detail = error.to_string()).to_string(),
+        Error::Part(error) => explain_part(error),
         Error::Cancelled => t!("error.interrupted").to_string(),
+        Error::Io { path, source } => {
+            t!("error.io", path = path, detail = source.to_string()).to_string()
+        }
         Error::NoMatchingPlatform {
             reference,
             wanted,
@@ -25,6 +30,11 @@ pub(crate) fn explain(error: &Error) -> String {
         )
         .to_string(),
     }
+}
+
+/// A problem with a bundle's data file.
+pub(crate) fn explain_part(error: &engine::bundle::parts::PartError) -> String {
+    t!("error.bundle_part", detail = error.to_string()).to_string()
 }
 
 pub(crate) fn explain_registry(error: &registry::Error) -> String {

@@ -27,6 +27,12 @@ pub trait ImageSource: Send + Sync {
 
     /// Opens a blob for streaming. The engine verifies size and digest as it flows.
     async fn blob(&self, repository: &str, descriptor: &Descriptor) -> Result<ByteStream>;
+
+    /// Destination repositories where a blob this source does not carry is known to be
+    /// already (an incremental bundle's base blobs), to mount from.
+    fn mount_hints(&self, _digest: &Digest) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Where images are written to.
@@ -58,11 +64,22 @@ pub trait ImageDestination: Send + Sync {
     /// The digest of the manifest `reference` names, if the destination has one.
     async fn manifest_digest(&self, repository: &str, reference: &str) -> Result<Option<Digest>>;
 
-    /// Stores manifest bytes, unchanged, under `reference` (tag or digest).
+    /// Stores manifest bytes, unchanged, under `reference` (tag or digest). `role` tells an
+    /// index's child from the manifest the image is known by, which bundles record apart.
     async fn put_manifest(
         &self,
         repository: &str,
         reference: &str,
         manifest: &Manifest,
+        role: ManifestRole,
     ) -> Result<()>;
+}
+
+/// Which manifest of an image is being stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestRole {
+    /// A platform manifest of an index, stored by digest before the index.
+    Child,
+    /// The manifest the image's reference names, stored last.
+    Top,
 }

@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use registry::manifest::Descriptor;
 use registry::{Digest, MountOutcome, Registry, UploadSession};
 
-use super::{ByteStream, ImageDestination, ImageSource, Manifest};
+use super::{ByteStream, ImageDestination, ImageSource, Manifest, ManifestRole};
 use crate::error::Result;
 
 pub struct RegistrySource {
@@ -130,6 +130,7 @@ impl ImageDestination for RegistryDestination {
         repository: &str,
         reference: &str,
         manifest: &Manifest,
+        _role: ManifestRole,
     ) -> Result<()> {
         self.registry
             .put_manifest(repository, reference, &manifest.bytes, &manifest.media_type)

@@ -4,17 +4,16 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use engine::plan::{self, Endpoint, ListOptions};
+use engine::plan::{self, ListOptions};
 use engine::transport::registry::{RegistryDestination, RegistrySource};
-use engine::{CopyJob, CopyOptions, Observers, PlatformFilter};
-use rust_i18n::t;
-use tokio_util::sync::CancellationToken;
+use engine::{CopyOptions, PlatformFilter};
 
-use super::{JobSettings, RunError, UsageError, finish, open_registry, read_list};
+use super::{
+    JobSettings, RunError, UsageError, finish, list_endpoint, open_registry, read_lines, run_job,
+};
 use crate::cli::{CopyArgs, GlobalOptions};
 use crate::config::Config;
-use crate::messages::{explain_plan, explain_registry};
-use crate::progress::Progress;
+use crate::messages::explain_registry;
 
 pub(crate) async fn run(
     global: &GlobalOptions,
@@ -39,18 +38,10 @@ pub(crate) async fn run(
         .map_err(UsageError)?
         .unwrap_or_default();
 
-    let text = read_list(args.list.as_deref(), &args.images)?;
-    let lines = plan::parse_list(&text).map_err(|e| UsageError(explain_plan(&e)))?;
-    if lines.is_empty() {
-        return Err(UsageError(t!("error.empty_image_list").to_string()).into());
-    }
-    let endpoint = |registry: &registry::Registry| Endpoint {
-        host: registry.endpoint().host.clone(),
-        path_prefix: registry.endpoint().path_prefix.clone(),
-    };
+    let lines = read_lines(args.list.as_deref(), &args.images)?;
     let options = ListOptions {
-        source: Some(endpoint(&source)),
-        target: Some(endpoint(&target)),
+        source: Some(list_endpoint(&source)),
+        target: Some(list_endpoint(&target)),
         target_namespace: target_entry.repository.clone().filter(|n| !n.is_empty()),
     };
     let (pairs, invalid) = plan::plan(&lines, &options);
@@ -67,45 +58,23 @@ pub(crate) async fn run(
             .map_err(|e| RunError(explain_registry(&e)))?;
     }
 
-    let cancel = CancellationToken::new();
-    watch_interrupts(cancel.clone());
-    let progress = Progress::new();
-    let observers = Observers::new().with(progress.clone());
-    let job = CopyJob::new(
+    let options = CopyOptions {
+        max_connections: settings.max_connections,
+        retries: settings.retries,
+        platforms,
+        platform_as_manifest: args.platform_as_manifest,
+        ..CopyOptions::default()
+    };
+    let report = run_job(
         Arc::new(RegistrySource::new(source.clone())),
         Arc::new(RegistryDestination::new(target.clone())),
-        CopyOptions {
-            max_connections: settings.max_connections,
-            retries: settings.retries,
-            platforms,
-            platform_as_manifest: args.platform_as_manifest,
-            ..CopyOptions::default()
-        },
-        Arc::new(observers),
-        cancel,
-    );
-    let ticker_stop = CancellationToken::new();
-    let ticker = progress.spawn_ticker(ticker_stop.clone());
-    let report = job.run(pairs, invalid).await;
-    ticker_stop.cancel();
-    let _ = ticker.await;
-
+        options,
+        pairs,
+        invalid,
+    )
+    .await;
     if let Some(path) = &global.json {
         crate::report::write(path, "copy", source.host(), target.host(), &report)?;
     }
     Ok(finish(&report))
-}
-
-/// Ctrl-C stops the job cleanly: in-flight uploads are abandoned and no tag is pushed for an
-/// unfinished image. A second Ctrl-C leaves at once.
-pub(crate) fn watch_interrupts(cancel: CancellationToken) {
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::warn!("interrupted");
-            cancel.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        }
-    });
 }

@@ -3,18 +3,27 @@
 #![allow(clippy::print_stdout)]
 
 pub(crate) mod copy;
+pub(crate) mod save;
+pub(crate) mod upload;
+pub(crate) mod verify;
 
 use std::io::{IsTerminal, Read};
 use std::path::Path;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use anyhow::Context;
-use engine::JobReport;
+use engine::plan::{self, Endpoint, ImagePair, InvalidLine};
+use engine::transport::{ImageDestination, ImageSource};
+use engine::{CopyJob, CopyOptions, JobReport, Observers};
 use registry::{Credentials, Registry, RegistryOptions, RetryPolicy, TlsOptions};
 use rust_i18n::t;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, RegistryEntry};
-use crate::messages::explain;
+use crate::messages::{explain, explain_plan};
+use crate::progress::Progress;
 
 /// A failure the user caused by how the tool was called or configured: exit status 2.
 #[derive(Debug, thiserror::Error)]
@@ -73,9 +82,62 @@ pub(crate) fn open_registry(entry: &RegistryEntry, config: &Config) -> anyhow::R
         .map_err(|error| UsageError(crate::messages::explain_registry(&error)).into())
 }
 
+/// The list's lines: read as [`read_list`] does, normalised, and not empty.
+pub(crate) fn read_lines(file: Option<&Path>, arguments: &[String]) -> anyhow::Result<Vec<String>> {
+    let text = read_list(file, arguments)?;
+    let lines = plan::parse_list(&text).map_err(|e| UsageError(explain_plan(&e)))?;
+    if lines.is_empty() {
+        return Err(UsageError(t!("error.empty_image_list").to_string()).into());
+    }
+    Ok(lines)
+}
+
+/// How an image list addresses a registry: its host and path prefix.
+pub(crate) fn list_endpoint(registry: &Registry) -> Endpoint {
+    Endpoint {
+        host: registry.endpoint().host.clone(),
+        path_prefix: registry.endpoint().path_prefix.clone(),
+    }
+}
+
+/// Runs a copy job with the status line and Ctrl-C handling every command shares.
+pub(crate) async fn run_job(
+    source: Arc<dyn ImageSource>,
+    destination: Arc<dyn ImageDestination>,
+    options: CopyOptions,
+    pairs: Vec<ImagePair>,
+    invalid: Vec<InvalidLine>,
+) -> JobReport {
+    let cancel = CancellationToken::new();
+    watch_interrupts(cancel.clone());
+    let progress = Progress::new();
+    let observers = Observers::new().with(progress.clone());
+    let job = CopyJob::new(source, destination, options, Arc::new(observers), cancel);
+    let ticker_stop = CancellationToken::new();
+    let ticker = progress.spawn_ticker(ticker_stop.clone());
+    let report = job.run(pairs, invalid).await;
+    ticker_stop.cancel();
+    let _ = ticker.await;
+    report
+}
+
+/// Ctrl-C stops the job cleanly: in-flight uploads are abandoned and no tag is pushed for an
+/// unfinished image. A second Ctrl-C leaves at once.
+fn watch_interrupts(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::warn!("interrupted");
+            cancel.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
 /// Reads the image list: from a file, standard input (`-`, or when nothing else is given and
 /// input is piped), or the command's arguments.
-pub(crate) fn read_list(file: Option<&Path>, arguments: &[String]) -> anyhow::Result<String> {
+fn read_list(file: Option<&Path>, arguments: &[String]) -> anyhow::Result<String> {
     let mut text = arguments.join("\n");
     match file {
         Some(path) if path == Path::new("-") => {

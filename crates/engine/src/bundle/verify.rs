@@ -1,0 +1,181 @@
+//! The offline check of a bundle, for the jump host before an upload: data files present with
+//! their sizes and checksums, every stored blob matching its digest, every manifest's blobs
+//! either stored or left to a base. Reads everything once; reports every fault, not the first.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::Path;
+
+use registry::manifest::{self, ParsedManifest};
+use registry::{Digest, DigestHasher};
+
+use crate::bundle::meta::{BundleMeta, bundle_dir};
+use crate::bundle::parts::{PartError, check_parts, index_bundle, open_entry};
+use crate::error::{Error, Result};
+
+/// One fault found.
+#[derive(Debug)]
+pub enum Finding {
+    /// A data file is missing, has the wrong size, or is not a sound tar stream.
+    Part(PartError),
+    /// A data file's sha256 differs from the one recorded.
+    PartDigest {
+        file: String,
+        expected: String,
+        actual: String,
+    },
+    /// A stored blob or manifest does not match its digest.
+    BlobDigest {
+        file: String,
+        digest: Digest,
+        actual: Digest,
+    },
+    /// A manifest needs a blob that is neither stored nor left to a base.
+    BlobMissing { image: String, digest: Digest },
+    /// A manifest cannot be read.
+    BadManifest { image: String, detail: String },
+}
+
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    pub parts: usize,
+    pub blobs: usize,
+    pub images: usize,
+    pub findings: Vec<Finding>,
+}
+
+const CHUNK: usize = 256 << 10;
+
+fn hash_reader(mut reader: impl Read, path: &Path) -> Result<Digest> {
+    let mut hasher = DigestHasher::new();
+    let mut buffer = vec![0u8; CHUNK];
+    loop {
+        let read = reader.read(&mut buffer).map_err(|e| Error::io(path, e))?;
+        if read == 0 {
+            return Ok(hasher.finish());
+        }
+        hasher.update(&buffer[..read]);
+    }
+}
+
+/// Checks the bundle whose meta is at `meta_path`. An unreadable meta is an error; everything
+/// else is a finding.
+pub fn verify_bundle(meta_path: &Path) -> Result<VerifyReport> {
+    let meta = BundleMeta::read(meta_path)?;
+    let directory = bundle_dir(meta_path);
+    let mut report = VerifyReport {
+        parts: meta.datafiles.len(),
+        images: meta.manifests.len(),
+        ..VerifyReport::default()
+    };
+    if let Err(problems) = check_parts(&meta, &directory) {
+        report
+            .findings
+            .extend(problems.into_iter().map(Finding::Part));
+        return Ok(report);
+    }
+    for (file, expected) in &meta.datafile_sha256 {
+        let path = directory.join(file);
+        let opened = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let actual = hash_reader(opened, &path)?;
+        if actual.hex() != expected {
+            report.findings.push(Finding::PartDigest {
+                file: file.clone(),
+                expected: expected.clone(),
+                actual: actual.hex().to_string(),
+            });
+        }
+    }
+    let index = match index_bundle(&meta, &directory) {
+        Ok(index) => index,
+        Err(problem) => {
+            report.findings.push(Finding::Part(problem));
+            return Ok(report);
+        }
+    };
+    let mut stored = HashSet::new();
+    for (hex, _, location) in index.iter() {
+        let Ok(digest) = Digest::from_hex(hex) else {
+            continue;
+        };
+        let path = directory.join(&location.file);
+        let entry = open_entry(&directory, location).map_err(|e| Error::io(&path, e))?;
+        let actual = hash_reader(entry, &path)?;
+        report.blobs += 1;
+        if actual != digest {
+            report.findings.push(Finding::BlobDigest {
+                file: location.file.clone(),
+                digest: digest.clone(),
+                actual,
+            });
+        }
+        stored.insert(digest);
+    }
+    let assumed: HashSet<Digest> = meta.blobs_assumed().into_iter().map(|a| a.digest).collect();
+    for (key, text) in &meta.manifests {
+        for (image, blob) in manifest_blobs(&meta, key, text, &mut report.findings) {
+            if !stored.contains(&blob) && !assumed.contains(&blob) {
+                report.findings.push(Finding::BlobMissing {
+                    image,
+                    digest: blob,
+                });
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// The blobs a top-level manifest needs, its children's included.
+fn manifest_blobs(
+    meta: &BundleMeta,
+    key: &str,
+    text: &str,
+    findings: &mut Vec<Finding>,
+) -> Vec<(String, Digest)> {
+    let mut bad = |detail: String| {
+        findings.push(Finding::BadManifest {
+            image: key.to_string(),
+            detail,
+        });
+    };
+    let parsed = match meta
+        .manifest_media_type(key, text)
+        .and_then(|media_type| manifest::parse(&media_type, text.as_bytes(), key))
+    {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            bad(error.to_string());
+            return Vec::new();
+        }
+    };
+    let mut blobs = Vec::new();
+    match parsed {
+        ParsedManifest::Image(image) => {
+            blobs.extend(image.blobs().map(|b| (key.to_string(), b.digest.clone())));
+        }
+        ParsedManifest::Index(index) => {
+            for child in index.manifests {
+                let Some(child_text) = meta.child_manifests.get(child.digest.as_str()) else {
+                    bad(format!(
+                        "child manifest {} is not in the bundle",
+                        child.digest.short()
+                    ));
+                    continue;
+                };
+                let parsed = meta
+                    .manifest_media_type(child.digest.as_str(), child_text)
+                    .and_then(|media_type| {
+                        manifest::parse(&media_type, child_text.as_bytes(), key)
+                    });
+                match parsed {
+                    Ok(ParsedManifest::Image(image)) => {
+                        blobs.extend(image.blobs().map(|b| (key.to_string(), b.digest.clone())));
+                    }
+                    Ok(ParsedManifest::Index(_)) => bad("an index nested in an index".into()),
+                    Err(error) => bad(error.to_string()),
+                }
+            }
+        }
+    }
+    blobs
+}

@@ -1,0 +1,242 @@
+//! `save` (and the legacy `-src=X -lst=F [-inc=META] [-out=PREFIX]`): images from a registry
+//! into an offline bundle: tar data files plus a `_meta.yaml`, in `data/<YYYYMMDD>/`, named as
+//! the original names them. With `--incremental-from`, blobs the base bundles carried are left
+//! out and recorded as expected on the target.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use engine::bundle::writer::{BaseBundle, BundleWriter, BundleWriterOptions};
+use engine::plan::{self, ListOptions};
+use engine::transport::registry::RegistrySource;
+use engine::{CopyOptions, PlatformFilter};
+use rust_i18n::t;
+
+use super::{
+    JobSettings, RunError, UsageError, finish, list_endpoint, open_registry, read_lines, run_job,
+};
+use crate::cli::{GlobalOptions, SaveArgs};
+use crate::config::Config;
+use crate::messages::{explain, explain_registry};
+
+pub(crate) async fn run(
+    global: &GlobalOptions,
+    args: &SaveArgs,
+    config: &Config,
+) -> anyhow::Result<ExitCode> {
+    if args.format != "tar" {
+        return Err(
+            UsageError(t!("error.format_not_available", format = args.format).to_string()).into(),
+        );
+    }
+    let source_entry = config
+        .resolve_source(&args.from)
+        .map_err(|e| UsageError(e.to_string()))?;
+    let source = open_registry(&source_entry, config)?;
+    let settings = JobSettings::new(config, global.maxconn, global.retries);
+    let platforms = args
+        .platform
+        .as_deref()
+        .or(config.platform.as_deref())
+        .map(PlatformFilter::parse_list)
+        .transpose()
+        .map_err(UsageError)?
+        .unwrap_or_default();
+    let split_size = args
+        .split_size
+        .as_deref()
+        .map(parse_size)
+        .transpose()
+        .map_err(UsageError)?;
+    let bases = args
+        .incremental_from
+        .iter()
+        .map(|path| BaseBundle::from_meta(path).map_err(|e| UsageError(explain(&e))))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let lines = read_lines(args.list.as_deref(), &args.images)?;
+    let options = ListOptions {
+        source: Some(list_endpoint(&source)),
+        target: None,
+        target_namespace: None,
+    };
+    let (mut pairs, invalid) = plan::plan(&lines, &options);
+    // A bundle records each image under its source name, as the original does.
+    for pair in &mut pairs {
+        pair.target = pair.source.clone();
+    }
+    if let Some(first) = pairs.first() {
+        source
+            .check(&first.source.repository, false)
+            .await
+            .map_err(|e| RunError(explain_registry(&e)))?;
+    }
+
+    let now = jiff::Zoned::now();
+    let kind = if bases.is_empty() { "full" } else { "incr" };
+    let work = format!("img_{kind}_{}", now.strftime("%Y%m%d%H%M"));
+    let prefix = args
+        .out
+        .clone()
+        .or_else(|| config.outprefix.clone())
+        .unwrap_or_default();
+    let (directory, work_name) = output_location(
+        &Path::new("data").join(now.strftime("%Y%m%d").to_string()),
+        &prefix,
+        &work,
+    );
+    let parallel_parts = if args.single_file || config.singlefile {
+        1
+    } else {
+        settings.max_connections.min(pairs.len().max(1))
+    };
+    let writer = Arc::new(
+        BundleWriter::new(BundleWriterOptions {
+            directory,
+            work_name,
+            parallel_parts,
+            split_size,
+            key_prefix: key_prefix(&source_entry.registry, source.host()),
+            bases,
+        })
+        .map_err(|e| RunError(explain(&e)))?,
+    );
+    let options = CopyOptions {
+        max_connections: settings.max_connections,
+        retries: settings.retries,
+        platforms,
+        ..CopyOptions::default()
+    };
+    let report = run_job(
+        Arc::new(RegistrySource::new(source.clone())),
+        writer.clone(),
+        options,
+        pairs,
+        invalid,
+    )
+    .await;
+    let meta = writer.finish().map_err(|e| RunError(explain(&e)))?;
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{}", t!("save.meta_written", path = meta.display()));
+    }
+    if let Some(path) = &global.json {
+        crate::report::write(
+            path,
+            "save",
+            source.host(),
+            &meta.display().to_string(),
+            &report,
+        )?;
+    }
+    Ok(finish(&report))
+}
+
+/// The original's key prefix: the source as configured, scheme included, path prefix not
+/// (the repository already carries it).
+fn key_prefix(configured: &str, host: &str) -> String {
+    match configured.split_once("://") {
+        Some((scheme, _)) => format!("{scheme}://{host}"),
+        None => host.to_string(),
+    }
+}
+
+/// Where a bundle goes: `outprefix` may carry a directory part (`proj/abc` → `…/proj/`,
+/// files `abc_img_full_…`) or be a plain prefix (`abc`), which the original silently dropped.
+fn output_location(day_directory: &Path, prefix: &str, work: &str) -> (PathBuf, String) {
+    let (sub_directory, file_prefix) = match prefix.rfind(['/', '\\']) {
+        Some(at) => (&prefix[..at], &prefix[at + 1..]),
+        None => ("", prefix),
+    };
+    let directory = if sub_directory.is_empty() {
+        day_directory.to_path_buf()
+    } else {
+        day_directory.join(sub_directory)
+    };
+    let work_name = if file_prefix.is_empty() {
+        work.to_string()
+    } else {
+        format!("{file_prefix}_{work}")
+    };
+    (directory, work_name)
+}
+
+/// `4G`, `500M`, `64K` or plain bytes; binary units, as file size limits are usually meant.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let (number, unit) = trimmed
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((trimmed, ""), |at| trimmed.split_at(at));
+    let multiplier: u64 = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return Err(t!("error.invalid_size", value = text).to_string()),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| t!("error.invalid_size", value = text).to_string())?;
+    let bytes = (value * multiplier as f64) as u64;
+    // A part must hold at least a header and the end-of-archive marker.
+    if bytes < 4096 {
+        return Err(t!("error.invalid_size", value = text).to_string());
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_use_binary_units() {
+        assert_eq!(parse_size("4G"), Ok(4 << 30));
+        assert_eq!(parse_size("500M"), Ok(500 << 20));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("8192"), Ok(8192));
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("10").is_err());
+    }
+
+    #[test]
+    fn plain_and_directory_prefixes_both_work() {
+        let day = Path::new("data/20261123");
+        assert_eq!(
+            output_location(day, "", "img_full_1"),
+            (day.to_path_buf(), "img_full_1".to_string())
+        );
+        assert_eq!(
+            output_location(day, "proj", "img_full_1"),
+            (day.to_path_buf(), "proj_img_full_1".to_string())
+        );
+        assert_eq!(
+            output_location(day, "site/a/proj", "img_full_1"),
+            (day.join("site/a"), "proj_img_full_1".to_string())
+        );
+        assert_eq!(
+            output_location(day, "site\\", "img_full_1"),
+            (day.join("site"), "img_full_1".to_string())
+        );
+    }
+
+    #[test]
+    fn keys_keep_the_configured_scheme() {
+        assert_eq!(
+            key_prefix("http://10.45.80.1/proj", "10.45.80.1"),
+            "http://10.45.80.1"
+        );
+        assert_eq!(
+            key_prefix("reg.local:5000", "reg.local:5000"),
+            "reg.local:5000"
+        );
+    }
+}

@@ -1,0 +1,198 @@
+//! `upload` (and the legacy `-dst=X -img=META [-lst=F]`): a bundle into a registry. Nothing is
+//! pushed until every data file is there with its recorded size and, for an incremental
+//! bundle, until the target is known to hold every blob the bundle leaves to its bases.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use engine::CopyOptions;
+use engine::bundle::parts::check_parts;
+use engine::bundle::reader::BundleReader;
+use engine::plan::{self, ImagePair, ListOptions};
+use engine::transport::ImageSource;
+use engine::transport::registry::RegistryDestination;
+use registry::manifest::{self, ParsedManifest};
+use registry::{Digest, Registry};
+use rust_i18n::t;
+
+use super::{JobSettings, RunError, UsageError, finish, list_endpoint, open_registry, run_job};
+use crate::cli::{GlobalOptions, UploadArgs};
+use crate::config::Config;
+use crate::messages::{explain, explain_registry};
+
+pub(crate) async fn run(
+    global: &GlobalOptions,
+    args: &UploadArgs,
+    config: &Config,
+) -> anyhow::Result<ExitCode> {
+    let target_entry = config
+        .resolve_target(&args.to)
+        .map_err(|e| UsageError(e.to_string()))?;
+    let target = open_registry(&target_entry, config)?;
+    let settings = JobSettings::new(config, global.maxconn, global.retries);
+
+    let meta_path = args.meta.as_path();
+    refuse_damaged_parts(meta_path)?;
+    let mut reader = BundleReader::open(meta_path).map_err(|e| RunError(explain(&e)))?;
+
+    let lines = match (&args.list, args.images.is_empty()) {
+        (None, true) => reader.image_keys(),
+        (list, _) => super::read_lines(list.as_deref(), &args.images)?,
+    };
+    let options = ListOptions {
+        source: None,
+        target: Some(list_endpoint(&target)),
+        target_namespace: target_entry.repository.clone().filter(|n| !n.is_empty()),
+    };
+    let (pairs, invalid) = plan::plan(&lines, &options);
+    if let Some(first) = pairs.first() {
+        target
+            .check(&first.target.repository, true)
+            .await
+            .map_err(|e| RunError(explain_registry(&e)))?;
+    }
+
+    // Base blobs may sit under other repositories of the target: where the base put them.
+    let locations: HashMap<Digest, Vec<String>> = reader
+        .base_repositories()
+        .into_iter()
+        .map(|(digest, repositories)| {
+            let targets = repositories
+                .iter()
+                .filter_map(|repository| plan::plan_line(repository, &options).ok())
+                .map(|pair| pair.target.repository)
+                .collect();
+            (digest, targets)
+        })
+        .collect();
+    reader.set_base_locations(locations);
+    refuse_missing_base_blobs(&reader, &target, &pairs).await?;
+
+    let options = CopyOptions {
+        max_connections: settings.max_connections,
+        retries: settings.retries,
+        ..CopyOptions::default()
+    };
+    let reader = Arc::new(reader);
+    let report = run_job(
+        reader.clone(),
+        Arc::new(RegistryDestination::new(target.clone())),
+        options,
+        pairs,
+        invalid,
+    )
+    .await;
+    if let Some(path) = &global.json {
+        crate::report::write(
+            path,
+            "upload",
+            &meta_path.display().to_string(),
+            target.host(),
+            &report,
+        )?;
+    }
+    Ok(finish(&report))
+}
+
+/// Every data file must be there with the size the meta records; all problems are listed.
+fn refuse_damaged_parts(meta_path: &Path) -> anyhow::Result<()> {
+    let meta = engine::bundle::meta::BundleMeta::read(meta_path)
+        .map_err(|e| RunError(explain(&engine::Error::from(e))))?;
+    let directory = meta_path.parent().unwrap_or(Path::new("."));
+    if let Err(problems) = check_parts(&meta, directory) {
+        let lines: Vec<String> = problems
+            .into_iter()
+            .map(|problem| format!("  {}", explain(&engine::Error::from(problem))))
+            .collect();
+        return Err(RunError(format!(
+            "{}\n{}",
+            t!("upload.parts_damaged"),
+            lines.join("\n")
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// An incremental bundle leaves some blobs to its bases. If the target lacks any of them the
+/// upload would fail late and leave images half-pushed, so it is refused before anything moves.
+async fn refuse_missing_base_blobs(
+    reader: &BundleReader,
+    target: &Registry,
+    pairs: &[ImagePair],
+) -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    for pair in pairs {
+        let Ok(top) = reader
+            .manifest(&pair.source.repository, &pair.source.target.to_string())
+            .await
+        else {
+            continue;
+        };
+        for blob in image_blobs(reader, pair, &top).await {
+            if reader.carries(&blob) {
+                continue;
+            }
+            let mut places = vec![pair.target.repository.clone()];
+            places.extend(reader.mount_hints(&blob));
+            let mut found = false;
+            for repository in &places {
+                if target
+                    .blob_size(repository, &blob, false)
+                    .await
+                    .map_err(|e| RunError(explain_registry(&e)))?
+                    .is_some()
+                {
+                    found = true;
+                    break;
+                }
+            }
+            if !found {
+                missing.push(format!("  {} {}", pair.line, blob.short()));
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    missing.sort();
+    missing.dedup();
+    Err(RunError(format!(
+        "{}\n{}",
+        t!(
+            "upload.base_missing",
+            registry = target.host(),
+            count = missing.len()
+        ),
+        missing.join("\n")
+    ))
+    .into())
+}
+
+/// The blobs of an image, children of an index included.
+async fn image_blobs(
+    reader: &BundleReader,
+    pair: &ImagePair,
+    top: &engine::transport::Manifest,
+) -> Vec<Digest> {
+    let mut blobs = Vec::new();
+    match manifest::parse(&top.media_type, &top.bytes, &pair.line) {
+        Ok(ParsedManifest::Image(image)) => blobs.extend(image.blobs().map(|b| b.digest.clone())),
+        Ok(ParsedManifest::Index(index)) => {
+            for child in index.manifests {
+                if let Ok(child) = reader
+                    .manifest(&pair.source.repository, child.digest.as_str())
+                    .await
+                    && let Ok(ParsedManifest::Image(image)) =
+                        manifest::parse(&child.media_type, &child.bytes, &pair.line)
+                {
+                    blobs.extend(image.blobs().map(|b| b.digest.clone()));
+                }
+            }
+        }
+        Err(_) => {}
+    }
+    blobs
+}

@@ -1,0 +1,78 @@
+//! `verify META`: the offline check an operator runs on the jump host before uploading: every
+//! data file present with its size and sha256, every blob's content matching its digest, every
+//! manifest's blobs either in the bundle or left to a base. Exit 1 on any fault.
+#![allow(clippy::print_stdout)]
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use engine::bundle::verify::{Finding, verify_bundle};
+use rust_i18n::t;
+
+use super::RunError;
+use crate::cli::VerifyArgs;
+use crate::messages::{explain, explain_part};
+
+pub(crate) async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    let meta: &Path = &args.meta;
+    let path = meta.to_path_buf();
+    let report = tokio::task::spawn_blocking(move || verify_bundle(&path))
+        .await?
+        .map_err(|e| RunError(explain(&e)))?;
+    for finding in &report.findings {
+        println!("  {}", describe(finding));
+    }
+    println!(
+        "{}",
+        t!(
+            "verify.summary",
+            meta = meta.display(),
+            parts = report.parts,
+            blobs = report.blobs,
+            images = report.images,
+            faults = report.findings.len()
+        )
+    );
+    Ok(if report.findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn describe(finding: &Finding) -> String {
+    match finding {
+        Finding::Part(error) => explain_part(error),
+        Finding::PartDigest {
+            file,
+            expected,
+            actual,
+        } => t!(
+            "verify.part_digest",
+            file = file,
+            expected = expected,
+            actual = actual
+        )
+        .to_string(),
+        Finding::BlobDigest {
+            file,
+            digest,
+            actual,
+        } => t!(
+            "verify.blob_digest",
+            file = file,
+            digest = digest.short(),
+            actual = actual.short()
+        )
+        .to_string(),
+        Finding::BlobMissing { image, digest } => t!(
+            "verify.blob_missing",
+            image = image,
+            digest = digest.short()
+        )
+        .to_string(),
+        Finding::BadManifest { image, detail } => {
+            t!("verify.bad_manifest", image = image, detail = detail).to_string()
+        }
+    }
+}
