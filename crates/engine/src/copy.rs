@@ -698,6 +698,23 @@ impl CopyJob {
         Ok(())
     }
 
+    /// A blob whose content is wrong. From a source that knows where the blob lies (a bundle's
+    /// data file), that place is named and no retry is made: reading it again gives the same.
+    fn content_error(&self, blob: &Descriptor, error: registry::Error) -> Error {
+        let damaged = matches!(
+            error,
+            registry::Error::DigestMismatch { .. } | registry::Error::SizeMismatch { .. }
+        );
+        match self.source.blob_origin(&blob.digest) {
+            Some(origin) if damaged => Error::DamagedBlob {
+                digest: blob.digest.clone(),
+                origin,
+                error,
+            },
+            _ => Error::from(error),
+        }
+    }
+
     /// Streams one blob, retrying a broken transfer from the start a few times before the
     /// failure goes up to the image's own retries.
     async fn transfer(
@@ -731,7 +748,10 @@ impl CopyJob {
                 .await
                 // When the content itself failed (bad digest, broken source), say that rather
                 // than what the destination made of its aborted body.
-                .map_err(|error| failure.take().map_or(error, Error::from));
+                .map_err(|error| match failure.take() {
+                    Some(content) => self.content_error(blob, content),
+                    None => error,
+                });
             self.counters.bytes.fetch_add(
                 counted.load(std::sync::atomic::Ordering::Relaxed),
                 std::sync::atomic::Ordering::Relaxed,

@@ -15,6 +15,13 @@ pub enum Error {
     #[error(transparent)]
     Part(#[from] crate::bundle::parts::PartError),
 
+    #[error("blob {digest} in {origin} is damaged: {error}")]
+    DamagedBlob {
+        digest: registry::Digest,
+        origin: String,
+        error: registry::Error,
+    },
+
     #[error("cannot read or write {path}: {source}")]
     Io {
         path: String,
@@ -41,6 +48,7 @@ impl Error {
             | Error::Meta(_)
             | Error::Part(_)
             | Error::Io { .. }
+            | Error::DamagedBlob { .. }
             | Error::Cancelled
             | Error::NoMatchingPlatform { .. } => false,
         }

@@ -14,6 +14,17 @@ pub(crate) fn explain(error: &Error) -> String {
         Error::Plan(error) => explain_plan(error),
         Error::Meta(error) => t!("error.bundle_meta", detail = error.to_string()).to_string(),
         Error::Part(error) => explain_part(error),
+        Error::DamagedBlob {
+            digest,
+            origin,
+            error,
+        } => t!(
+            "error.damaged_blob",
+            digest = digest.short(),
+            origin = origin,
+            detail = explain_registry(error)
+        )
+        .to_string(),
         Error::Cancelled => t!("error.interrupted").to_string(),
         Error::Io { path, source } => {
             t!("error.io", path = path, detail = source.to_string()).to_string()

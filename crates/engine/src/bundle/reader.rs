@@ -212,6 +212,11 @@ impl ImageSource for BundleReader {
         self.open_entry(location).await
     }
 
+    fn blob_origin(&self, digest: &Digest) -> Option<String> {
+        self.locate(digest.hex())
+            .map(|location| location.file.clone())
+    }
+
     fn mount_hints(&self, digest: &Digest) -> Vec<String> {
         self.base_locations.get(digest).cloned().unwrap_or_default()
     }

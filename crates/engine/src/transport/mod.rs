@@ -28,6 +28,12 @@ pub trait ImageSource: Send + Sync {
     /// Opens a blob for streaming. The engine verifies size and digest as it flows.
     async fn blob(&self, repository: &str, descriptor: &Descriptor) -> Result<ByteStream>;
 
+    /// Where a blob comes from, for a source that can say more than its own name (a bundle
+    /// names the data file), so a damaged copy can be found.
+    fn blob_origin(&self, _digest: &Digest) -> Option<String> {
+        None
+    }
+
     /// Destination repositories where a blob this source does not carry is known to be
     /// already (an incremental bundle's base blobs), to mount from.
     fn mount_hints(&self, _digest: &Digest) -> Vec<String> {
