@@ -709,7 +709,7 @@ impl CopyJob {
             Some(origin) if damaged => Error::DamagedBlob {
                 digest: blob.digest.clone(),
                 origin,
-                error,
+                error: Box::new(error),
             },
             _ => Error::from(error),
         }

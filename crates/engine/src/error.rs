@@ -19,7 +19,7 @@ pub enum Error {
     DamagedBlob {
         digest: registry::Digest,
         origin: String,
-        error: registry::Error,
+        error: Box<registry::Error>,
     },
 
     #[error("cannot read or write {path}: {source}")]
