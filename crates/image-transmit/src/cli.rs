@@ -48,6 +48,8 @@ pub(crate) enum Command {
     Upload(UploadArgs),
     /// Check an offline bundle: data files, sizes, checksums and every blob's digest
     Verify(VerifyArgs),
+    /// Serve offline bundles read-only over the registry API, for nodes to pull from
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -92,7 +94,8 @@ pub(crate) struct SaveArgs {
     /// Cap every data file at this size, e.g. 4G or 700M
     #[arg(long, value_name = "SIZE")]
     pub(crate) split_size: Option<String>,
-    /// Bundle format
+    /// Bundle format: tar (data files the original tool can read too), or docker / oci (one
+    /// file that `docker load`, OCI tools and this tool's upload all read)
     #[arg(long, default_value = "tar", value_name = "FORMAT")]
     pub(crate) format: String,
     /// Platforms to keep from multi-platform images, e.g. linux/amd64,linux/arm64
@@ -124,4 +127,14 @@ pub(crate) struct VerifyArgs {
     /// The bundle's _meta.yaml
     #[arg(value_name = "META")]
     pub(crate) meta: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ServeArgs {
+    /// The bundles' _meta.yaml files: a base and its increments (later ones win a shared tag)
+    #[arg(value_name = "META", required = true, num_args = 1..)]
+    pub(crate) metas: Vec<PathBuf>,
+    /// Address to listen on; port 0 picks a free port
+    #[arg(long, default_value = "127.0.0.1:5000", value_name = "ADDR")]
+    pub(crate) listen: String,
 }

@@ -12,6 +12,7 @@ mod legacy;
 mod messages;
 mod progress;
 mod report;
+mod serve;
 mod status_format;
 
 use std::process::ExitCode;
@@ -78,6 +79,7 @@ fn main() -> ExitCode {
             Command::Save(args) => commands::save::run(&global, args, &config).await,
             Command::Upload(args) => commands::upload::run(&global, args, &config).await,
             Command::Verify(args) => commands::verify::run(args).await,
+            Command::Serve(args) => commands::serve::run(args).await,
         }
     });
     match outcome {

@@ -40,6 +40,7 @@ impl BundleReader {
     /// every problem at once.
     pub fn open(meta_path: &Path) -> Result<BundleReader> {
         let meta = BundleMeta::read(meta_path)?;
+        meta.compressor.ensure_supported(meta_path)?;
         let directory = meta_path
             .parent()
             .map(Path::to_path_buf)
@@ -152,6 +153,51 @@ impl BundleReader {
     }
 }
 
+/// What `image-transmit serve` needs beyond [`ImageSource`]: a blob's size before its bytes
+/// (for `HEAD` and `Content-Length`) and a slice of it (for HTTP `Range` requests, which
+/// clients use to resume a broken pull).
+impl BundleReader {
+    /// The size of a blob this bundle's data files hold, or `None` if they do not hold it.
+    pub fn blob_size(&self, digest: &Digest) -> Option<u64> {
+        self.locate(digest.hex()).map(|location| location.size)
+    }
+
+    /// Streams `length` bytes of a blob starting `start` bytes into it, straight from its
+    /// part: a seek and a bounded read, never the whole blob in memory. A slice that does not
+    /// lie inside the blob is refused rather than read from a neighbouring entry.
+    pub async fn blob_range(&self, digest: &Digest, start: u64, length: u64) -> Result<ByteStream> {
+        let location = self.locate(digest.hex()).ok_or_else(|| {
+            Error::Registry(registry::Error::BlobNotFound {
+                host: self.name.clone(),
+                repository: String::new(),
+                digest: digest.clone(),
+            })
+        })?;
+        let path = self.directory.join(&location.file);
+        let inside = start
+            .checked_add(length)
+            .is_some_and(|end| end <= location.size);
+        if !inside {
+            return Err(Error::io(
+                &path,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "bytes {start}..{start}+{length} are not inside blob {digest} of {} bytes",
+                        location.size
+                    ),
+                ),
+            ));
+        }
+        self.open_entry(&EntryLocation {
+            file: location.file.clone(),
+            offset: location.offset + start,
+            size: length,
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl ImageSource for BundleReader {
     fn describe(&self) -> String {
@@ -173,7 +219,7 @@ impl ImageSource for BundleReader {
                 self.meta.media_types.get(reference).cloned(),
             )
         } else if let Ok(digest) = reference.parse::<Digest>()
-            && let Some(location) = self.locate(digest.hex())
+            && let Some(location) = self.index.manifest(digest.hex())
         {
             (self.read_entry(location).await?.to_vec(), None)
         } else {

@@ -13,13 +13,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures_util::StreamExt;
 use registry::manifest::{self, Descriptor, ParsedManifest};
 use registry::{Digest, DigestHasher};
 use tokio::sync::Semaphore;
 
+use crate::bundle::archive::{EntryLayout, blob_path, index_files};
 use crate::bundle::meta::{BaseBlob, BundleMeta, Entry};
-use crate::bundle::parts::entry_name;
+use crate::bundle::parts::{entry_name, manifest_entry_name};
 use crate::error::{Error, Result};
 use crate::plan::{ListOptions, plan_line};
 use crate::transport::{ByteStream, ImageDestination, Manifest, ManifestRole};
@@ -93,6 +95,8 @@ pub struct BundleWriterOptions {
     /// as the original wrote them.
     pub key_prefix: String,
     pub bases: Vec<BaseBundle>,
+    /// How entries are named; [`EntryLayout::Archive`] writes one loadable data file.
+    pub layout: EntryLayout,
 }
 
 /// One open data file.
@@ -114,6 +118,74 @@ struct State {
     base_blobs: BTreeMap<String, BaseBlob>,
     finished: Vec<(String, u64, Digest)>,
     next_part: usize,
+}
+
+impl Part {
+    fn append(&mut self, bytes: &[u8], path: &Path) -> Result<()> {
+        self.file.write_all(bytes).map_err(|e| Error::io(path, e))?;
+        self.hasher.update(bytes);
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Cuts the file back to `start`, as if nothing had been written since.
+    fn roll_back(&mut self, start: u64, hasher: DigestHasher) -> std::io::Result<()> {
+        self.file.flush()?;
+        let file = self.file.get_mut();
+        file.set_len(start)?;
+        file.seek(SeekFrom::Start(start))?;
+        self.written = start;
+        self.hasher = hasher;
+        Ok(())
+    }
+}
+
+/// A part taken from its slot for one entry. Dropping it, however that happens, returns the
+/// part to the slot, first cutting out an entry that did not finish.
+struct PartLease<'a> {
+    writer: &'a BundleWriter,
+    slot: usize,
+    part: Option<Part>,
+    /// Where the unfinished entry began, and the part's digest state there.
+    entry_start: Option<(u64, DigestHasher)>,
+}
+
+impl PartLease<'_> {
+    fn part(&mut self) -> &mut Part {
+        self.part
+            .as_mut()
+            .expect("a lease holds its part until dropped")
+    }
+
+    fn begin_entry(&mut self) -> &mut Part {
+        let part = self.part();
+        let start = (part.written, part.hasher.clone());
+        self.entry_start = Some(start);
+        self.part()
+    }
+
+    fn end_entry(&mut self) {
+        self.entry_start = None;
+    }
+}
+
+impl Drop for PartLease<'_> {
+    fn drop(&mut self) {
+        let Some(mut part) = self.part.take() else {
+            // Opening the part failed: the slot is free again.
+            lock(&self.writer.slots)[self.slot] = Slot::Empty;
+            return;
+        };
+        if let Some((start, hasher)) = self.entry_start.take()
+            && let Err(error) = part.roll_back(start, hasher)
+        {
+            // The part can no longer be trusted; leave it out of the bundle.
+            tracing::warn!(part = %part.name, %error, "cannot cut an unfinished entry out");
+            lock(&self.writer.slots)[self.slot] = Slot::Empty;
+            return;
+        }
+        lock(&self.writer.slots)[self.slot] = Slot::Idle(part);
+    }
 }
 
 /// A place for one part being written at a time.
@@ -147,7 +219,11 @@ impl BundleWriter {
     pub fn new(options: BundleWriterOptions) -> Result<BundleWriter> {
         std::fs::create_dir_all(&options.directory)
             .map_err(|e| Error::io(&options.directory, e))?;
-        let parallel = options.parallel_parts.max(1);
+        // An archive is one file; the index files at its end must see every image.
+        let parallel = match options.layout {
+            EntryLayout::Original => options.parallel_parts.max(1),
+            EntryLayout::Archive => 1,
+        };
         Ok(BundleWriter {
             permits: Semaphore::new(parallel),
             slots: Mutex::new((0..parallel).map(|_| Slot::Empty).collect()),
@@ -173,9 +249,17 @@ impl BundleWriter {
             state.next_part += 1;
             state.next_part - 1
         };
-        let name = format!("{}_{number}.tar", self.options.work_name);
+        let name = match self.options.layout {
+            EntryLayout::Original => format!("{}_{number}.tar", self.options.work_name),
+            EntryLayout::Archive => format!("{}_docker.tar", self.options.work_name),
+        };
         let path = self.part_path(&name);
-        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        // Never overwrite: an earlier bundle of the same name must survive.
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
         Ok(Part {
             name,
             file: BufWriter::with_capacity(BUFFER, file),
@@ -202,67 +286,34 @@ impl BundleWriter {
         Ok(())
     }
 
-    /// Writes one tar entry from a stream. On any failure the part is cut back to where the
-    /// entry began.
+    /// Writes one tar entry from a stream into the leased part. If this fails, or the future
+    /// is dropped (a sibling blob failed, Ctrl-C), the lease cuts the entry back out.
     async fn write_entry(
         &self,
-        part: &mut Part,
+        lease: &mut PartLease<'_>,
         name: &str,
         size: u64,
         mut content: ByteStream,
     ) -> Result<u64> {
+        let part = lease.begin_entry();
         let start = part.written;
-        let checkpoint = part.hasher.clone();
         let path = self.part_path(&part.name);
-        let outcome = async {
-            let mut header = tar::Header::new_ustar();
-            header.set_path(name).map_err(|e| Error::io(&path, e))?;
-            header.set_size(size);
-            header.set_mode(0o644);
-            header.set_mtime(0);
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_cksum();
-            part.file
-                .write_all(header.as_bytes())
-                .map_err(|e| Error::io(&path, e))?;
-            part.hasher.update(header.as_bytes());
-            while let Some(chunk) = content.next().await {
-                let chunk = chunk?;
-                part.file
-                    .write_all(&chunk)
-                    .map_err(|e| Error::io(&path, e))?;
-                part.hasher.update(&chunk);
-            }
-            let padding = vec![0u8; (padded(size) - size) as usize];
-            part.file
-                .write_all(&padding)
-                .map_err(|e| Error::io(&path, e))?;
-            part.hasher.update(&padding);
-            Ok::<(), Error>(())
+        let mut header = tar::Header::new_ustar();
+        header.set_path(name).map_err(|e| Error::io(&path, e))?;
+        header.set_size(size);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_cksum();
+        part.append(header.as_bytes(), &path)?;
+        while let Some(chunk) = content.next().await {
+            lease.part().append(&chunk?, &path)?;
         }
-        .await;
-        match outcome {
-            Ok(()) => {
-                part.written = start + BLOCK + padded(size);
-                Ok(start + BLOCK)
-            }
-            Err(error) => {
-                self.roll_back(part, start)?;
-                part.hasher = checkpoint;
-                Err(error)
-            }
-        }
-    }
-
-    fn roll_back(&self, part: &mut Part, start: u64) -> Result<()> {
-        let path = self.part_path(&part.name);
-        part.file.flush().map_err(|e| Error::io(&path, e))?;
-        let file = part.file.get_mut();
-        file.set_len(start).map_err(|e| Error::io(&path, e))?;
-        file.seek(SeekFrom::Start(start))
-            .map_err(|e| Error::io(&path, e))?;
-        part.written = start;
-        Ok(())
+        let padding = vec![0u8; (padded(size) - size) as usize];
+        let part = lease.part();
+        part.append(&padding, &path)?;
+        lease.end_entry();
+        Ok(start + BLOCK)
     }
 
     /// Stores one entry in whichever part is free, opening or splitting parts as needed.
@@ -281,21 +332,30 @@ impl BundleWriter {
                 Slot::Empty | Slot::Busy => (slot, None),
             }
         };
-        let mut part = match taken {
+        let mut lease = PartLease {
+            writer: self,
+            slot,
+            part: taken,
+            entry_start: None,
+        };
+        let opened = match lease.part.take() {
             Some(part) => part,
             None => self.open_part()?,
         };
-        if let Some(limit) = self.options.split_size
-            && part.written > 0
-            && part.written + BLOCK + padded(size) + END_OF_ARCHIVE > limit
-        {
-            self.close_part(part)?;
-            part = self.open_part()?;
-        }
-        let outcome = self.write_entry(&mut part, name, size, content).await;
+        let part = match self.options.split_size {
+            Some(limit)
+                if self.options.layout == EntryLayout::Original
+                    && opened.written > 0
+                    && opened.written + BLOCK + padded(size) + END_OF_ARCHIVE > limit =>
+            {
+                self.close_part(opened)?;
+                self.open_part()?
+            }
+            _ => opened,
+        };
         let file = part.name.clone();
-        lock(&self.slots)[slot] = Slot::Idle(part);
-        let offset = outcome?;
+        lease.part = Some(part);
+        let offset = self.write_entry(&mut lease, name, size, content).await?;
         Ok(Entry { file, offset, size })
     }
 
@@ -367,7 +427,10 @@ impl BundleWriter {
 
     /// Closes every part and writes the meta file, last and atomically. Images that did not
     /// complete are not in it.
-    pub fn finish(&self) -> Result<PathBuf> {
+    pub async fn finish(&self) -> Result<PathBuf> {
+        if self.options.layout == EntryLayout::Archive {
+            self.write_index_files().await?;
+        }
         let parts: Vec<Part> = lock(&self.slots)
             .iter_mut()
             .filter_map(|slot| match std::mem::replace(slot, Slot::Empty) {
@@ -405,6 +468,20 @@ impl BundleWriter {
         Ok(path)
     }
 
+    /// Appends the OCI and docker index files to the archive, after every blob.
+    async fn write_index_files(&self) -> Result<()> {
+        let files = {
+            let state = lock(&self.state);
+            index_files(&state.manifests, &state.child_manifests, &state.media_types)
+        };
+        for (name, bytes) in files {
+            let size = bytes.len() as u64;
+            let content = futures_util::stream::once(async move { Ok(Bytes::from(bytes)) }).boxed();
+            self.store(&name, size, content).await?;
+        }
+        Ok(())
+    }
+
     pub fn directory(&self) -> &Path {
         &self.options.directory
     }
@@ -439,11 +516,11 @@ impl ImageDestination for BundleWriter {
         descriptor: &Descriptor,
         content: ByteStream,
     ) -> Result<()> {
-        let name = entry_name(
-            descriptor.digest.hex(),
-            &descriptor.media_type,
-            descriptor.size,
-        );
+        let hex = descriptor.digest.hex();
+        let name = match self.options.layout {
+            EntryLayout::Original => entry_name(hex, &descriptor.media_type, descriptor.size),
+            EntryLayout::Archive => blob_path(hex),
+        };
         let entry = self.store(&name, descriptor.size, content).await?;
         lock(&self.state)
             .entries
@@ -477,7 +554,10 @@ impl ImageDestination for BundleWriter {
             .entries
             .contains_key(manifest.digest.hex());
         if !stored {
-            let name = format!("{}.manifest.json", manifest.digest.hex());
+            let name = match self.options.layout {
+                EntryLayout::Original => manifest_entry_name(manifest.digest.hex()),
+                EntryLayout::Archive => blob_path(manifest.digest.hex()),
+            };
             let bytes = manifest.bytes.clone();
             let content = futures_util::stream::once(async move { Ok(bytes) }).boxed();
             let entry = self

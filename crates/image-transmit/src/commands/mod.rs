@@ -4,6 +4,7 @@
 
 pub(crate) mod copy;
 pub(crate) mod save;
+pub(crate) mod serve;
 pub(crate) mod upload;
 pub(crate) mod verify;
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use engine::bundle::archive::EntryLayout;
 use engine::bundle::writer::{BaseBundle, BundleWriter, BundleWriterOptions};
 use engine::plan::{self, ListOptions};
 use engine::transport::registry::RegistrySource;
@@ -25,11 +26,21 @@ pub(crate) async fn run(
     args: &SaveArgs,
     config: &Config,
 ) -> anyhow::Result<ExitCode> {
-    if args.format != "tar" {
-        return Err(
-            UsageError(t!("error.format_not_available", format = args.format).to_string()).into(),
-        );
-    }
+    // cfg.yaml `dockerfile: true` asked the original for a docker-loadable single file.
+    let format = if args.format == "tar" && config.dockerfile {
+        "docker"
+    } else {
+        args.format.as_str()
+    };
+    let layout = match format {
+        "tar" => EntryLayout::Original,
+        "docker" | "oci" => EntryLayout::Archive,
+        other => {
+            return Err(
+                UsageError(t!("error.format_not_available", format = other).to_string()).into(),
+            );
+        }
+    };
     let source_entry = config
         .resolve_source(&args.from)
         .map_err(|e| UsageError(e.to_string()))?;
@@ -54,6 +65,10 @@ pub(crate) async fn run(
         .iter()
         .map(|path| BaseBundle::from_meta(path).map_err(|e| UsageError(explain(&e))))
         .collect::<Result<Vec<_>, _>>()?;
+    if layout == EntryLayout::Archive && !bases.is_empty() {
+        // docker load and OCI tools need every layer in the one file.
+        return Err(UsageError(t!("error.archive_needs_full").to_string()).into());
+    }
 
     let lines = read_lines(args.list.as_deref(), &args.images)?;
     let options = ListOptions {
@@ -81,7 +96,7 @@ pub(crate) async fn run(
         .clone()
         .or_else(|| config.outprefix.clone())
         .unwrap_or_default();
-    let (directory, work_name) = output_location(
+    let (directory, work_name) = unused_location(
         &Path::new("data").join(now.strftime("%Y%m%d").to_string()),
         &prefix,
         &work,
@@ -99,6 +114,7 @@ pub(crate) async fn run(
             split_size,
             key_prefix: key_prefix(&source_entry.registry, source.host()),
             bases,
+            layout,
         })
         .map_err(|e| RunError(explain(&e)))?,
     );
@@ -116,7 +132,7 @@ pub(crate) async fn run(
         invalid,
     )
     .await;
-    let meta = writer.finish().map_err(|e| RunError(explain(&e)))?;
+    let meta = writer.finish().await.map_err(|e| RunError(explain(&e)))?;
     #[allow(clippy::print_stdout)]
     {
         println!("{}", t!("save.meta_written", path = meta.display()));
@@ -160,6 +176,24 @@ fn output_location(day_directory: &Path, prefix: &str, work: &str) -> (PathBuf, 
         format!("{file_prefix}_{work}")
     };
     (directory, work_name)
+}
+
+/// Like [`output_location`], but never the name of a bundle already there: two saves in the
+/// same minute get `…_2`, `…_3` rather than overwriting the first.
+fn unused_location(day_directory: &Path, prefix: &str, work: &str) -> (PathBuf, String) {
+    let (directory, base) = output_location(day_directory, prefix, work);
+    let taken = |name: &str| {
+        ["_meta.yaml", "_0.tar", "_docker.tar"]
+            .iter()
+            .any(|suffix| directory.join(format!("{name}{suffix}")).exists())
+    };
+    let mut name = base.clone();
+    let mut counter = 1;
+    while taken(&name) {
+        counter += 1;
+        name = format!("{base}_{counter}");
+    }
+    (directory, name)
 }
 
 /// `4G`, `500M`, `64K` or plain bytes; binary units, as file size limits are usually meant.

@@ -2,8 +2,10 @@
 //! loopback, with skopeo as the independent reader of what we wrote.
 
 mod auth;
+mod bundles;
 mod common;
 mod copy;
 mod errors;
 mod faults;
 mod legacy;
+mod serve;

@@ -1,0 +1,142 @@
+//! The index files that make a single-file bundle loadable elsewhere: with them, the same tar
+//! is an OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/…`) and a `docker load`
+//! archive (`manifest.json`, `repositories`), each blob stored once for both.
+
+use std::collections::BTreeMap;
+
+use registry::manifest::{self, ParsedManifest};
+use serde_json::json;
+
+use crate::plan::{ListOptions, plan_line};
+
+/// How entries are named inside the data files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EntryLayout {
+    /// `<hex>.tar.gz`, `<hex>.json`…: what the original tool's uploader looks for.
+    #[default]
+    Original,
+    /// `blobs/sha256/<hex>` plus the index files: an OCI layout and a docker archive at once.
+    Archive,
+}
+
+/// The blob path inside an archive.
+pub fn blob_path(hex: &str) -> String {
+    format!("blobs/sha256/{hex}")
+}
+
+/// The files that index an archive: name and content, in the order they are written.
+pub fn index_files(
+    manifests: &BTreeMap<String, String>,
+    child_manifests: &BTreeMap<String, String>,
+    media_types: &BTreeMap<String, String>,
+) -> Vec<(String, Vec<u8>)> {
+    let mut oci_entries = Vec::new();
+    let mut docker_entries = Vec::new();
+    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for (key, text) in manifests {
+        let Some(media_type) = media_types
+            .get(key)
+            .cloned()
+            .or_else(|| manifest::detect_media_type(None, text.as_bytes(), key).ok())
+        else {
+            continue;
+        };
+        // The name an image is loaded under: the key without its scheme, as the original did.
+        let name = key
+            .split_once("://")
+            .map_or(key.as_str(), |(_, rest)| rest)
+            .to_string();
+        let reference = plan_line(key, &ListOptions::default())
+            .map(|pair| pair.source.to_string())
+            .unwrap_or_else(|_| name.clone());
+        let digest = registry::Digest::of(text.as_bytes());
+        oci_entries.push(json!({
+            "mediaType": media_type,
+            "digest": digest.to_string(),
+            "size": text.len(),
+            "annotations": {
+                "org.opencontainers.image.ref.name": reference,
+                "io.containerd.image.name": name,
+            },
+        }));
+        // docker load takes one platform per image: the image itself, or an index's first
+        // child for linux/amd64 (else its first child).
+        let Some(image) = single_platform(text, &media_type, key, child_manifests, media_types)
+        else {
+            continue;
+        };
+        let layers: Vec<String> = image
+            .layers
+            .iter()
+            .map(|l| blob_path(l.digest.hex()))
+            .collect();
+        let repo_tag = match name.rsplit_once(':') {
+            Some((repository, tag)) if !tag.contains('/') && !name.contains('@') => {
+                if let Some(last) = image.layers.last() {
+                    repositories
+                        .entry(repository.to_string())
+                        .or_default()
+                        .insert(tag.to_string(), last.digest.hex().to_string());
+                }
+                Some(name.clone())
+            }
+            _ => None,
+        };
+        docker_entries.push(json!({
+            "Config": blob_path(image.config.digest.hex()),
+            "RepoTags": repo_tag.into_iter().collect::<Vec<_>>(),
+            "Layers": layers,
+        }));
+    }
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": manifest::OCI_INDEX,
+        "manifests": oci_entries,
+    });
+    let to_bytes = |value: &serde_json::Value| serde_json::to_vec(value).unwrap_or_default();
+    vec![
+        (
+            "oci-layout".to_string(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        ),
+        ("index.json".to_string(), to_bytes(&index)),
+        (
+            "manifest.json".to_string(),
+            to_bytes(&serde_json::Value::Array(docker_entries)),
+        ),
+        ("repositories".to_string(), to_bytes(&json!(repositories))),
+    ]
+}
+
+fn single_platform(
+    text: &str,
+    media_type: &str,
+    key: &str,
+    child_manifests: &BTreeMap<String, String>,
+    media_types: &BTreeMap<String, String>,
+) -> Option<manifest::ImageManifest> {
+    match manifest::parse(media_type, text.as_bytes(), key).ok()? {
+        ParsedManifest::Image(image) => Some(image),
+        ParsedManifest::Index(index) => {
+            let preferred = index
+                .manifests
+                .iter()
+                .find(|child| {
+                    child
+                        .platform
+                        .as_ref()
+                        .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
+                })
+                .or(index.manifests.first())?;
+            let child_text = child_manifests.get(preferred.digest.as_str())?;
+            let child_type = media_types
+                .get(preferred.digest.as_str())
+                .cloned()
+                .unwrap_or_else(|| preferred.media_type.clone());
+            match manifest::parse(&child_type, child_text.as_bytes(), key).ok()? {
+                ParsedManifest::Image(image) => Some(image),
+                ParsedManifest::Index(_) => None,
+            }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! `serve META… [--listen ADDR]`: bundles on the jump host as a read-only registry, so
+//! air-gapped nodes pull from it directly instead of waiting for an upload into a registry.
+//! This file opens the bundles, binds the address and says where it listens; the protocol is
+//! in `crate::serve`.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::collections::HashSet;
+use std::io::ErrorKind;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use engine::bundle::reader::BundleReader;
+use registry::Digest;
+use rust_i18n::t;
+use tokio::net::TcpListener;
+
+use super::{RunError, UsageError};
+use crate::cli::ServeArgs;
+use crate::messages::explain;
+use crate::serve::{Catalog, serve};
+
+pub(crate) async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut readers = Vec::with_capacity(args.metas.len());
+    for meta in &args.metas {
+        readers.push(open(meta.clone()).await?);
+    }
+    warn_about_missing_base_blobs(&readers, &args.metas);
+    // Later bundles win: listed as they were made (`data/*/img_*_meta.yaml` sorts a base before
+    // its increments), an increment that re-saved a tag answers for it.
+    readers.reverse();
+
+    let listener = TcpListener::bind(&args.listen).await.map_err(|e| {
+        let message = t!(
+            "serve.bind_failed",
+            address = args.listen,
+            detail = e.to_string()
+        )
+        .to_string();
+        if e.kind() == ErrorKind::InvalidInput {
+            anyhow::Error::from(UsageError(message))
+        } else {
+            anyhow::Error::from(RunError(message))
+        }
+    })?;
+    // The real address: `--listen 127.0.0.1:0` picks a free port, and the caller needs it.
+    let address = listener.local_addr()?;
+    println!(
+        "{}",
+        t!(
+            "serve.listening",
+            count = args.metas.len(),
+            url = format!("http://{address}")
+        )
+    );
+    serve(listener, Catalog::new(readers), stop_requested()).await?;
+    println!("{}", t!("serve.stopped"));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens a bundle off the async thread: the original's bundles are indexed by scanning their
+/// parts.
+async fn open(meta: PathBuf) -> anyhow::Result<BundleReader> {
+    let reader = tokio::task::spawn_blocking(move || BundleReader::open(&meta)).await?;
+    reader.map_err(|e| RunError(explain(&e)).into())
+}
+
+/// An increment served without its base cannot give the blobs it left to the base; saying so
+/// at start beats a node failing halfway through a pull.
+fn warn_about_missing_base_blobs(readers: &[BundleReader], metas: &[PathBuf]) {
+    for (reader, meta) in readers.iter().zip(metas) {
+        let missing: HashSet<Digest> = reader
+            .meta()
+            .blobs_assumed()
+            .into_iter()
+            .map(|blob| blob.digest)
+            .filter(|digest| !readers.iter().any(|other| other.carries(digest)))
+            .collect();
+        if !missing.is_empty() {
+            eprintln!(
+                "{}",
+                t!(
+                    "serve.missing_base_blobs",
+                    meta = meta.display(),
+                    count = missing.len()
+                )
+            );
+        }
+    }
+}
+
+/// Ctrl-C (or SIGTERM from a service manager) stops the server; requests in flight finish.
+/// A second Ctrl-C leaves at once, for a client that keeps a slow download open.
+async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tokio::spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(130);
+        }
+    });
+}
