@@ -7,6 +7,7 @@ pub mod copy;
 pub mod error;
 pub mod events;
 pub mod plan;
+pub mod sample;
 pub mod transport;
 mod verify;
 

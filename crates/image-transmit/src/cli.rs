@@ -48,6 +48,8 @@ pub(crate) enum Command {
     Upload(UploadArgs),
     /// Check an offline bundle: data files, sizes, checksums and every blob's digest
     Verify(VerifyArgs),
+    /// Show the whole offline path on a sample image: build, save, serve, copy, verify
+    Demo,
     /// Serve offline bundles read-only over the registry API, for nodes to pull from
     Serve(ServeArgs),
 }

@@ -79,6 +79,7 @@ fn main() -> ExitCode {
             Command::Save(args) => commands::save::run(&global, args, &config).await,
             Command::Upload(args) => commands::upload::run(&global, args, &config).await,
             Command::Verify(args) => commands::verify::run(args).await,
+            Command::Demo => commands::demo::run().await,
             Command::Serve(args) => commands::serve::run(args).await,
         }
     });

@@ -33,6 +33,8 @@ pub fn index_files(
     let mut oci_entries = Vec::new();
     let mut docker_entries = Vec::new();
     let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    // OCI manifests made from Docker ones, by digest: stored once, before the index files.
+    let mut converted: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for (key, text) in manifests {
         let Some(media_type) = media_types
             .get(key)
@@ -49,11 +51,19 @@ pub fn index_files(
         let reference = plan_line(key, &ListOptions::default())
             .map(|pair| pair.source.to_string())
             .unwrap_or_else(|_| name.clone());
-        let digest = registry::Digest::of(text.as_bytes());
+        let (oci_type, oci_bytes) = oci_view(
+            text,
+            &media_type,
+            key,
+            child_manifests,
+            media_types,
+            &mut converted,
+        );
+        let digest = registry::Digest::of(&oci_bytes);
         oci_entries.push(json!({
-            "mediaType": media_type,
+            "mediaType": oci_type,
             "digest": digest.to_string(),
-            "size": text.len(),
+            "size": oci_bytes.len(),
             "annotations": {
                 "org.opencontainers.image.ref.name": reference,
                 "io.containerd.image.name": name,
@@ -94,7 +104,11 @@ pub fn index_files(
         "manifests": oci_entries,
     });
     let to_bytes = |value: &serde_json::Value| serde_json::to_vec(value).unwrap_or_default();
-    vec![
+    let mut files: Vec<(String, Vec<u8>)> = converted
+        .into_iter()
+        .map(|(hex, bytes)| (blob_path(&hex), bytes))
+        .collect();
+    files.extend([
         (
             "oci-layout".to_string(),
             br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
@@ -105,7 +119,106 @@ pub fn index_files(
             to_bytes(&serde_json::Value::Array(docker_entries)),
         ),
         ("repositories".to_string(), to_bytes(&json!(repositories))),
-    ]
+    ]);
+    files
+}
+
+/// What the OCI side of the archive lists for a manifest. OCI readers skip descriptors of
+/// Docker media types, so a Docker manifest (or list) is given an OCI twin: the same config
+/// and layer blobs under OCI media types. The bundle itself keeps the Docker bytes, so an
+/// upload still lands the original digest; only the OCI view has its own.
+fn oci_view(
+    text: &str,
+    media_type: &str,
+    key: &str,
+    child_manifests: &BTreeMap<String, String>,
+    media_types: &BTreeMap<String, String>,
+    converted: &mut BTreeMap<String, Vec<u8>>,
+) -> (String, Vec<u8>) {
+    let unchanged = (media_type.to_string(), text.as_bytes().to_vec());
+    let mut store = |bytes: Vec<u8>| {
+        converted.insert(
+            registry::Digest::of(&bytes).hex().to_string(),
+            bytes.clone(),
+        );
+        bytes
+    };
+    match media_type {
+        manifest::DOCKER_MANIFEST => match to_oci_manifest(text) {
+            Some(bytes) => (manifest::OCI_MANIFEST.to_string(), store(bytes)),
+            None => unchanged,
+        },
+        manifest::DOCKER_MANIFEST_LIST => {
+            let Ok(ParsedManifest::Index(index)) =
+                manifest::parse(media_type, text.as_bytes(), key)
+            else {
+                return unchanged;
+            };
+            let mut children = Vec::new();
+            for child in &index.manifests {
+                let Some(child_text) = child_manifests.get(child.digest.as_str()) else {
+                    return unchanged;
+                };
+                let child_type = media_types
+                    .get(child.digest.as_str())
+                    .map_or(child.media_type.as_str(), String::as_str);
+                let (oci_type, bytes) = if child_type == manifest::DOCKER_MANIFEST {
+                    match to_oci_manifest(child_text) {
+                        Some(bytes) => (manifest::OCI_MANIFEST, store(bytes)),
+                        None => return unchanged,
+                    }
+                } else {
+                    (child_type, child_text.as_bytes().to_vec())
+                };
+                let mut descriptor = json!({
+                    "mediaType": oci_type,
+                    "digest": registry::Digest::of(&bytes).to_string(),
+                    "size": bytes.len(),
+                });
+                if let Some(platform) = &child.platform {
+                    let mut value =
+                        json!({"os": platform.os, "architecture": platform.architecture});
+                    if let Some(variant) = &platform.variant {
+                        value["variant"] = json!(variant);
+                    }
+                    descriptor["platform"] = value;
+                }
+                children.push(descriptor);
+            }
+            let index = json!({
+                "schemaVersion": 2,
+                "mediaType": manifest::OCI_INDEX,
+                "manifests": children,
+            });
+            let bytes = serde_json::to_vec(&index).unwrap_or_default();
+            (manifest::OCI_INDEX.to_string(), store(bytes))
+        }
+        _ => unchanged,
+    }
+}
+
+/// A Docker schema 2 manifest with OCI media types, same blobs.
+fn to_oci_manifest(text: &str) -> Option<Vec<u8>> {
+    let mut value: serde_json::Value = serde_json::from_str(text).ok()?;
+    value["mediaType"] = json!(manifest::OCI_MANIFEST);
+    value["config"]["mediaType"] = json!("application/vnd.oci.image.config.v1+json");
+    for layer in value["layers"].as_array_mut()? {
+        let oci = match layer["mediaType"].as_str()? {
+            "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
+                "application/vnd.oci.image.layer.v1.tar+gzip"
+            }
+            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => {
+                "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+            }
+            "application/vnd.docker.image.rootfs.diff.tar" => {
+                "application/vnd.oci.image.layer.v1.tar"
+            }
+            other => other,
+        }
+        .to_string();
+        layer["mediaType"] = json!(oci);
+    }
+    serde_json::to_vec(&value).ok()
 }
 
 fn single_platform(

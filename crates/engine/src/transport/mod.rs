@@ -1,6 +1,7 @@
 //! The two seams of the engine: where images come from and where they go. Every mode
 //! (copy, save, upload, load, serve) is the same copy between one source and one destination.
 
+pub mod oci_layout;
 pub mod registry;
 
 use ::registry::Digest;

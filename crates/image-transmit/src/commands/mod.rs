@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout)]
 
 pub(crate) mod copy;
+pub(crate) mod demo;
 pub(crate) mod save;
 pub(crate) mod serve;
 pub(crate) mod upload;
