@@ -100,6 +100,9 @@ pub(crate) struct SaveArgs {
     /// file that `docker load`, OCI tools and this tool's upload all read)
     #[arg(long, default_value = "tar", value_name = "FORMAT")]
     pub(crate) format: String,
+    /// Compress each data file: tar (none) or zstd (cfg.yaml `compressor`)
+    #[arg(long, value_name = "COMPRESSOR")]
+    pub(crate) compressor: Option<String>,
     /// Platforms to keep from multi-platform images, e.g. linux/amd64,linux/arm64
     #[arg(long, value_name = "OS/ARCH,…")]
     pub(crate) platform: Option<String>,

@@ -79,10 +79,9 @@ impl Compressor {
         }
     }
 
-    /// Whether this tool reads bundles with this compressor. zstd is named in the format but
-    /// not written or read yet: refusing it beats reading compressed bytes as a blob.
+    /// Whether this tool reads bundles with this compressor.
     pub fn is_supported(&self) -> bool {
-        matches!(self, Compressor::Tar)
+        matches!(self, Compressor::Tar | Compressor::Zstd)
     }
 
     /// Refuses a compressor we cannot read, naming the meta file and what to do instead.
@@ -1103,7 +1102,7 @@ mod tests {
     fn compressors_parse_and_unsupported_ones_are_explained() {
         for (name, expected, supported) in [
             ("tar", Compressor::Tar, true),
-            ("zstd", Compressor::Zstd, false),
+            ("zstd", Compressor::Zstd, true),
             ("gzip", Compressor::Gzip, false),
             ("xz", Compressor::Xz, false),
             ("lz4", Compressor::Lz4, false),

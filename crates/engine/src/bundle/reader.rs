@@ -13,8 +13,9 @@ use registry::Digest;
 use registry::manifest::{Descriptor, detect_media_type};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::bundle::meta::BundleMeta;
-use crate::bundle::parts::{EntryLocation, PartIndex, index_bundle};
+use crate::bundle::compress::{Unpacked, unpack};
+use crate::bundle::meta::{BundleMeta, Compressor};
+use crate::bundle::parts::{EntryLocation, PartIndex, check_parts, index_bundle};
 use crate::bundle::writer::BaseBundle;
 use crate::error::{Error, Result};
 use crate::plan::{ListOptions, plan_line};
@@ -32,6 +33,12 @@ pub struct BundleReader {
     keys: HashMap<(String, String), String>,
     /// Where blobs this bundle relies on sit on the target, by digest (target repositories).
     base_locations: HashMap<Digest, Vec<String>>,
+    /// The unpacked copy of a zstd bundle, removed with the reader.
+    _unpacked: Option<Unpacked>,
+}
+
+fn first_problem(mut problems: Vec<crate::bundle::parts::PartError>) -> Error {
+    Error::Part(problems.remove(0))
 }
 
 impl BundleReader {
@@ -41,11 +48,20 @@ impl BundleReader {
     pub fn open(meta_path: &Path) -> Result<BundleReader> {
         let meta = BundleMeta::read(meta_path)?;
         meta.compressor.ensure_supported(meta_path)?;
-        let directory = meta_path
+        let bundle_directory = meta_path
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        let index = index_bundle(&meta, &directory)?;
+        // A zstd bundle is read from an unpacked copy, where entries sit at their offsets.
+        let (directory, index, unpacked) = if meta.compressor == Compressor::Zstd {
+            check_parts(&meta, &bundle_directory).map_err(first_problem)?;
+            let (plain, unpacked) = unpack(&meta, &bundle_directory)?;
+            let index = index_bundle(&plain, &unpacked.directory)?;
+            (unpacked.directory.clone(), index, Some(unpacked))
+        } else {
+            let index = index_bundle(&meta, &bundle_directory)?;
+            (bundle_directory, index, None)
+        };
         let mut keys = HashMap::new();
         for key in meta.manifests.keys() {
             if let Ok(pair) = plan_line(key, &ListOptions::default()) {
@@ -69,6 +85,7 @@ impl BundleReader {
             index,
             keys,
             base_locations: HashMap::new(),
+            _unpacked: unpacked,
         })
     }
 

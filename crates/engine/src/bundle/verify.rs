@@ -9,7 +9,8 @@ use std::path::Path;
 use registry::manifest::{self, ParsedManifest};
 use registry::{Digest, DigestHasher};
 
-use crate::bundle::meta::{BundleMeta, bundle_dir};
+use crate::bundle::compress::unpack;
+use crate::bundle::meta::{BundleMeta, Compressor, bundle_dir};
 use crate::bundle::parts::{PartError, check_parts, index_bundle, index_part, open_entry};
 use crate::error::{Error, Result};
 
@@ -86,6 +87,24 @@ pub fn verify_bundle(meta_path: &Path) -> Result<VerifyReport> {
             });
         }
     }
+    // The rest reads tar entries: a zstd bundle is checked on an unpacked copy.
+    let mut unpacked = None;
+    let (meta, directory) = if meta.compressor == Compressor::Zstd {
+        let (plain, scratch) = match unpack(&meta, &directory) {
+            Ok(unpacked) => unpacked,
+            Err(Error::Part(problem)) => {
+                report.findings.push(Finding::Part(problem));
+                return Ok(report);
+            }
+            Err(error) => return Err(error),
+        };
+        let scratch_directory = scratch.directory.clone();
+        // Kept until the checks are done; dropping it removes the copy.
+        unpacked = Some(scratch);
+        (plain, scratch_directory)
+    } else {
+        (meta, directory)
+    };
     // Our metas locate entries without a scan, but a sound bundle holds nothing else: every
     // header is read, so a hostile name or a link is found whatever the table says.
     for file in meta.datafiles.keys() {
@@ -129,6 +148,7 @@ pub fn verify_bundle(meta_path: &Path) -> Result<VerifyReport> {
             }
         }
     }
+    drop(unpacked);
     Ok(report)
 }
 

@@ -20,7 +20,8 @@ use registry::{Digest, DigestHasher};
 use tokio::sync::Semaphore;
 
 use crate::bundle::archive::{EntryLayout, blob_path, index_files};
-use crate::bundle::meta::{BaseBlob, BundleMeta, Entry};
+use crate::bundle::compress::compress_part;
+use crate::bundle::meta::{BaseBlob, BundleMeta, Compressor, Entry};
 use crate::bundle::parts::{entry_name, manifest_entry_name};
 use crate::error::{Error, Result};
 use crate::plan::{ListOptions, plan_line};
@@ -97,6 +98,8 @@ pub struct BundleWriterOptions {
     pub bases: Vec<BaseBundle>,
     /// How entries are named; [`EntryLayout::Archive`] writes one loadable data file.
     pub layout: EntryLayout,
+    /// Compress each data file as one zstd stream once it is complete.
+    pub zstd: bool,
 }
 
 /// One open data file.
@@ -117,6 +120,8 @@ struct State {
     owners: BTreeMap<String, Vec<String>>,
     base_blobs: BTreeMap<String, BaseBlob>,
     finished: Vec<(String, u64, Digest)>,
+    /// Plain part name → compressed part name, for entries written before compression.
+    renamed: HashMap<String, String>,
     next_part: usize,
 }
 
@@ -280,6 +285,15 @@ impl BundleWriter {
             .into_inner()
             .map_err(|e| Error::io(&path, e.into_error()))?;
         file.sync_all().map_err(|e| Error::io(&path, e))?;
+        drop(file);
+        if self.options.zstd {
+            let name = format!("{}.zst", part.name);
+            let (size, digest) = compress_part(&path, &self.part_path(&name))?;
+            let mut state = lock(&self.state);
+            state.renamed.insert(part.name, name.clone());
+            state.finished.push((name, size, digest));
+            return Ok(());
+        }
         lock(&self.state)
             .finished
             .push((part.name, part.written, part.hasher.finish()));
@@ -453,6 +467,14 @@ impl BundleWriter {
         meta.child_manifests = state.child_manifests;
         meta.media_types = state.media_types;
         meta.entries = state.entries;
+        for entry in meta.entries.values_mut() {
+            if let Some(name) = state.renamed.get(&entry.file) {
+                entry.file = name.clone();
+            }
+        }
+        if self.options.zstd {
+            meta.compressor = Compressor::Zstd;
+        }
         meta.base_blobs = state.base_blobs;
         meta.bases = self
             .options

@@ -132,6 +132,7 @@ async fn save(
             key_prefix: key_prefix.to_string(),
             bases: Vec::new(),
             layout: EntryLayout::Original,
+            zstd: false,
         })
         .map_err(fail)?,
     );

@@ -65,6 +65,20 @@ pub(crate) async fn run(
         .iter()
         .map(|path| BaseBundle::from_meta(path).map_err(|e| UsageError(explain(&e))))
         .collect::<Result<Vec<_>, _>>()?;
+    // cfg.yaml `compressor:` as the original read it; squashfs and the GUI-only ones are not
+    // written (a tar bundle is, which every reader takes).
+    let zstd = match args.compressor.as_deref().or(config.compressor.as_deref()) {
+        Some("zstd") if layout == EntryLayout::Original => true,
+        Some("zstd") => {
+            return Err(UsageError(t!("error.zstd_archive").to_string()).into());
+        }
+        None | Some("tar" | "" | "squashfs" | "gzip" | "xz" | "lz4") => false,
+        Some(other) => {
+            return Err(
+                UsageError(t!("error.unknown_compressor", compressor = other).to_string()).into(),
+            );
+        }
+    };
     if layout == EntryLayout::Archive && !bases.is_empty() {
         // docker load and OCI tools need every layer in the one file.
         return Err(UsageError(t!("error.archive_needs_full").to_string()).into());
@@ -115,6 +129,7 @@ pub(crate) async fn run(
             key_prefix: key_prefix(&source_entry.registry, source.host()),
             bases,
             layout,
+            zstd,
         })
         .map_err(|e| RunError(explain(&e)))?,
     );

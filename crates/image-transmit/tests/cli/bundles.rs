@@ -1900,3 +1900,68 @@ fn an_interrupted_save_writes_a_sound_bundle_of_the_finished_images() {
     assert_landed(&target, &quick);
     assert_absent(&target, "team/slow", "1");
 }
+
+/// `--compressor zstd` writes one zstd stream per data file; verify, upload and an incremental
+/// save on top of it read it like a tar bundle, and a damaged compressed file is caught.
+#[test]
+fn zstd_bundles_round_trip_and_serve_as_a_base() {
+    let source = TestRegistry::start();
+    let base_layer = Layer::random(70_001, 40_000);
+    let first = push_oci_image(
+        &source,
+        "team/z1",
+        "1",
+        &[base_layer.clone(), Layer::random(70_002, 20_000)],
+    );
+    let second = push_oci_image(
+        &source,
+        "team/z2",
+        "1",
+        &[base_layer, Layer::random(70_003, 20_000)],
+    );
+    let dir = workdir();
+    let full = save_ok(
+        dir.path(),
+        &source.url(),
+        &["--compressor", "zstd", &line(&first)],
+    );
+    let text = fs::read_to_string(&full).unwrap();
+    assert!(text.contains("compressor: zstd"), "{text}");
+    let parts: Vec<_> = fs::read_dir(bundle_dir(&full))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".tar.zst"))
+        .collect();
+    assert!(!parts.is_empty());
+    for part in &parts {
+        let bytes = fs::read(bundle_dir(&full).join(part)).unwrap();
+        assert_eq!(&bytes[..4], &[0x28, 0xb5, 0x2f, 0xfd], "{part} is not zstd");
+    }
+    assert_success(&verify(&full));
+
+    // An increment on the zstd base carries only the second image's own blobs.
+    let increment = save_ok(
+        dir.path(),
+        &source.url(),
+        &["--incremental-from", full.to_str().unwrap(), &line(&second)],
+    );
+    let target = TestRegistry::start();
+    assert_success(&upload(&target.url(), &full, &[]));
+    assert_success(&upload(&target.url(), &increment, &[]));
+    assert_landed(&target, &first);
+    assert_landed(&target, &second);
+
+    // One flipped byte in a compressed file: verify names the file.
+    let part = bundle_dir(&full).join(&parts[0]);
+    let mut bytes = fs::read(&part).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    fs::write(&part, bytes).unwrap();
+    let output = verify(&full);
+    assert_fails(&output);
+    assert!(
+        output_text(&output).contains(&parts[0]),
+        "{}",
+        output_text(&output)
+    );
+}
