@@ -4,12 +4,13 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use engine::CopyOptions;
 use engine::plan::{self, ListOptions};
 use engine::transport::registry::{RegistryDestination, RegistrySource};
-use engine::{CopyOptions, PlatformFilter};
 
 use super::{
-    JobSettings, RunError, UsageError, finish, list_endpoint, open_registry, read_lines, run_job,
+    JobSettings, RunError, finish, list_endpoint, open_source, open_target, platform_filters,
+    read_lines, run_job,
 };
 use crate::cli::{CopyArgs, GlobalOptions};
 use crate::config::Config;
@@ -20,23 +21,10 @@ pub(crate) async fn run(
     args: &CopyArgs,
     config: &Config,
 ) -> anyhow::Result<ExitCode> {
-    let source_entry = config
-        .resolve_source(&args.from)
-        .map_err(|e| UsageError(e.to_string()))?;
-    let target_entry = config
-        .resolve_target(&args.to)
-        .map_err(|e| UsageError(e.to_string()))?;
-    let source = open_registry(&source_entry, config)?;
-    let target = open_registry(&target_entry, config)?;
+    let (_, source) = open_source(config, &args.from)?;
+    let (target_entry, target) = open_target(config, &args.to)?;
     let settings = JobSettings::new(config, global.maxconn, global.retries);
-    let platforms = args
-        .platform
-        .as_deref()
-        .or(config.platform.as_deref())
-        .map(PlatformFilter::parse_list)
-        .transpose()
-        .map_err(UsageError)?
-        .unwrap_or_default();
+    let platforms = platform_filters(args.platform.as_deref(), config)?;
 
     let lines = read_lines(args.list.as_deref(), &args.images)?;
     let options = ListOptions {

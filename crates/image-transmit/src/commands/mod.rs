@@ -18,7 +18,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use engine::plan::{self, Endpoint, ImagePair, InvalidLine};
 use engine::transport::{ImageDestination, ImageSource};
-use engine::{CopyJob, CopyOptions, JobReport, Observers};
+use engine::{CopyJob, CopyOptions, JobReport, Observers, PlatformFilter};
 use registry::{Credentials, Registry, RegistryOptions, RetryPolicy, TlsOptions};
 use rust_i18n::t;
 use tokio_util::sync::CancellationToken;
@@ -55,6 +55,43 @@ impl JobSettings {
             retries: retries.unwrap_or(config.retries),
         }
     }
+}
+
+/// The source registry a `--from` names (a cfg.yaml name or an address), opened.
+pub(crate) fn open_source(
+    config: &Config,
+    name: &str,
+) -> anyhow::Result<(RegistryEntry, Registry)> {
+    let entry = config
+        .resolve_source(name)
+        .map_err(|e| UsageError(e.to_string()))?;
+    let registry = open_registry(&entry, config)?;
+    Ok((entry, registry))
+}
+
+/// The target registry a `--to` names, opened.
+pub(crate) fn open_target(
+    config: &Config,
+    name: &str,
+) -> anyhow::Result<(RegistryEntry, Registry)> {
+    let entry = config
+        .resolve_target(name)
+        .map_err(|e| UsageError(e.to_string()))?;
+    let registry = open_registry(&entry, config)?;
+    Ok((entry, registry))
+}
+
+/// `--platform`, else cfg.yaml `platform`: the platforms to keep from multi-platform images.
+pub(crate) fn platform_filters(
+    flag: Option<&str>,
+    config: &Config,
+) -> anyhow::Result<Vec<PlatformFilter>> {
+    Ok(flag
+        .or(config.platform.as_deref())
+        .map(PlatformFilter::parse_list)
+        .transpose()
+        .map_err(UsageError)?
+        .unwrap_or_default())
 }
 
 /// Opens a registry as a cfg.yaml entry describes it.

@@ -7,15 +7,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use engine::CopyOptions;
 use engine::bundle::archive::EntryLayout;
 use engine::bundle::writer::{BaseBundle, BundleWriter, BundleWriterOptions};
 use engine::plan::{self, ListOptions};
 use engine::transport::registry::RegistrySource;
-use engine::{CopyOptions, PlatformFilter};
 use rust_i18n::t;
 
 use super::{
-    JobSettings, RunError, UsageError, finish, list_endpoint, open_registry, read_lines, run_job,
+    JobSettings, RunError, UsageError, finish, list_endpoint, open_source, platform_filters,
+    read_lines, run_job,
 };
 use crate::cli::{GlobalOptions, SaveArgs};
 use crate::config::Config;
@@ -41,19 +42,9 @@ pub(crate) async fn run(
             );
         }
     };
-    let source_entry = config
-        .resolve_source(&args.from)
-        .map_err(|e| UsageError(e.to_string()))?;
-    let source = open_registry(&source_entry, config)?;
+    let (source_entry, source) = open_source(config, &args.from)?;
     let settings = JobSettings::new(config, global.maxconn, global.retries);
-    let platforms = args
-        .platform
-        .as_deref()
-        .or(config.platform.as_deref())
-        .map(PlatformFilter::parse_list)
-        .transpose()
-        .map_err(UsageError)?
-        .unwrap_or_default();
+    let platforms = platform_filters(args.platform.as_deref(), config)?;
     let split_size = args
         .split_size
         .as_deref()

@@ -17,7 +17,7 @@ use registry::manifest::{self, ParsedManifest};
 use registry::{Digest, Registry};
 use rust_i18n::t;
 
-use super::{JobSettings, RunError, UsageError, finish, list_endpoint, open_registry, run_job};
+use super::{JobSettings, RunError, finish, list_endpoint, open_target, run_job};
 use crate::cli::{GlobalOptions, UploadArgs};
 use crate::config::Config;
 use crate::messages::{explain, explain_registry};
@@ -27,10 +27,7 @@ pub(crate) async fn run(
     args: &UploadArgs,
     config: &Config,
 ) -> anyhow::Result<ExitCode> {
-    let target_entry = config
-        .resolve_target(&args.to)
-        .map_err(|e| UsageError(e.to_string()))?;
-    let target = open_registry(&target_entry, config)?;
+    let (target_entry, target) = open_target(config, &args.to)?;
     let settings = JobSettings::new(config, global.maxconn, global.retries);
 
     let meta_path = args.meta.as_path();
