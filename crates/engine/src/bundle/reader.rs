@@ -22,7 +22,7 @@ use crate::plan::{ListOptions, plan_line};
 use crate::transport::{ByteStream, ImageSource, Manifest};
 
 /// Read size per chunk: few reads per blob, little memory.
-const CHUNK: usize = 256 << 10;
+const CHUNK: usize = 64 << 10;
 
 pub struct BundleReader {
     directory: PathBuf,

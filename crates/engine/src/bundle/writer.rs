@@ -452,9 +452,21 @@ impl BundleWriter {
                 Slot::Empty | Slot::Busy => None,
             })
             .collect();
-        for part in parts {
-            self.close_part(part)?;
-        }
+        // Each close waits for its file to reach the disk; those waits overlap.
+        std::thread::scope(|scope| {
+            let closing: Vec<_> = parts
+                .into_iter()
+                .map(|part| scope.spawn(move || self.close_part(part)))
+                .collect();
+            closing
+                .into_iter()
+                .map(|handle| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect::<Result<Vec<()>>>()
+        })?;
         let state = std::mem::take(&mut *lock(&self.state));
         let mut meta = BundleMeta::new_ours();
         for (name, size, digest) in &state.finished {
