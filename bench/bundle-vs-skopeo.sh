@@ -37,122 +37,13 @@
 # default 900). Needs: docker-registry (CNCF distribution), skopeo, python3, curl, GNU time
 # (/usr/bin/time), dd.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
-rounds=3
-big_mib=2048
-keep=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --rounds) rounds=$2; shift 2 ;;
-        --big-mib) big_mib=$2; shift 2 ;;
-        --keep) keep=1; shift ;;
-        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
-    esac
-done
-
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/.." && pwd)
-bin=${IMAGE_TRANSMIT:-$repo/target/release/image-transmit}
-tool_timeout=${BENCH_TIMEOUT:-900}
-if [ "$(id -u)" = 0 ]; then
-    skopeo_cache=/var/lib/containers/cache/blob-info-cache-v1.boltdb
-else
-    skopeo_cache=${XDG_DATA_HOME:-$HOME/.local/share}/containers/cache/blob-info-cache-v1.boltdb
-fi
-images=8
+parse_args "$@"
 floor_conns=5
-
-for need in docker-registry skopeo python3 curl dd /usr/bin/time timeout; do
-    command -v "$need" >/dev/null || { echo "missing: $need (apt-get install docker-registry skopeo time curl)" >&2; exit 2; }
-done
-if [ ! -x "$bin" ]; then
-    echo "building $bin" >&2
-    (cd "$repo" && cargo build --release -p image-transmit) >&2
-fi
+require docker-registry skopeo python3 curl dd /usr/bin/time timeout
 bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
-
-work=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/bundle-bench.XXXXXX")
-results=$work/results.tsv
-pids=()
-
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    if [ "$keep" = 1 ]; then
-        echo "kept $work" >&2
-    else
-        rm -rf "$work"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# start_registry NAME: starts a registry with an empty root; sets $reg_port, $reg_pid, $reg_log.
-start_registry() {
-    local name=$1 dir=$work/registry-$1 tries
-    rm -rf "$dir"
-    mkdir -p "$dir/root"
-    reg_port=$(free_port)
-    reg_log=$dir/access.log
-    cat >"$dir/config.yml" <<EOF
-version: 0.1
-log: {level: warn}
-storage: {filesystem: {rootdirectory: $dir/root}, delete: {enabled: true}}
-http: {addr: 127.0.0.1:$reg_port}
-EOF
-    docker-registry serve "$dir/config.yml" >"$reg_log" 2>&1 &
-    reg_pid=$!
-    pids+=("$reg_pid")
-    for tries in $(seq 100); do
-        if curl -fsS -o /dev/null "http://127.0.0.1:$reg_port/v2/" 2>/dev/null; then
-            return 0
-        fi
-        kill -0 "$reg_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "registry $name did not start:" >&2
-    cat "$reg_log" >&2
-    exit 1
-}
-
-# stop_registry PID NAME: stops that registry and deletes its storage.
-stop_registry() {
-    local pid=$1 name=$2 kept=() p
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    for p in "${pids[@]}"; do
-        [ "$p" = "$pid" ] || kept+=("$p")
-    done
-    pids=("${kept[@]}")
-    rm -rf "$work/registry-$name"
-}
-
-# Counts the requests in the access-log lines after line $2 of file $1 by method and kind:
-# "HEAD-blob=26 PUT-manifest=8". The registry writes one access-log line per request.
-count_requests() {
-    tail -n +"$(($2 + 1))" "$1" | { grep -oE '"(GET|HEAD|PUT|POST|PATCH|DELETE) /v2/[^ ]+' || true; } |
-        awk '{ sub(/^"/, "", $1); kind = ($2 ~ /\/blobs\/uploads\//) ? "upload" : ($2 ~ /\/blobs\//) ? "blob" : ($2 ~ /\/manifests\//) ? "manifest" : "other"; n[$1 "-" kind]++ }
-             END { for (k in n) printf "%s=%d ", k, n[k] }' | xargs -n1 | sort | xargs
-}
-
-manifest_digest() { # REGISTRY_PORT REPO TAG
-    curl -fsS -I -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
-        -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
-        "http://127.0.0.1:$1/v2/$2/manifests/$3" | tr -d '\r' |
-        awk -F': ' 'tolower($1) == "docker-content-digest" { print $2 }'
-}
+make_scratch bundle-bench
 
 # verify_target DST_PORT REPO…: "ok" when every REPO:latest has the source's manifest digest.
 verify_target() {
@@ -216,7 +107,7 @@ EOF
 # its output in $work/out-$TOOL-$SCENARIO-r$ROUND (bundle, archives, layout) for the caller.
 measure() {
     local scenario=$1 tool=$2 round=$3 set=$4 dst=${5:-} name=$2-$1-r$3
-    local out=$work/$name.out timing=$work/$name.time rc=0 src_before dst_before cmd
+    local out=$work/$name.out timing=$work/$name.time src_before dst_before cmd
     local dir=$work/out-$name repos=("$set/app") r i
     [ "$set" = team ] && repos=("${set_repos[@]}")
     rm -rf "$dir"
@@ -253,18 +144,11 @@ measure() {
     dst_before=0
     [ -n "$dst" ] && dst_before=$(wc -l <"$dst_log")
     log "$scenario round $round: $tool"
-    local started=$EPOCHREALTIME
-    (cd "$dir" && TMPDIR=$dir timeout -k 10 "$tool_timeout" /usr/bin/time -f '%U %S %M' -o "$timing" \
-        "${cmd[@]}") >"$out" 2>&1 </dev/null || rc=$?
-    # Wall time to the millisecond (GNU time's %e has 10 ms steps).
-    local wall user sys rss src_requests dst_requests=""
-    wall=$(python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.3f}")' \
-        "$started" "$EPOCHREALTIME")
-    read -r user sys rss < <(tail -n 1 "$timing" 2>/dev/null || echo "- - -")
+    TMPDIR=$dir timed_run "$dir" "$out" "$timing" "${cmd[@]}"
+    local src_requests dst_requests="" checked=skipped
     src_requests=$(count_requests "$src_log" "$src_before")
     [ -n "$dst" ] && dst_requests=$(count_requests "$dst_log" "$dst_before")
-    local checked=skipped
-    if [ "$rc" = 0 ]; then
+    if [ "$run_rc" = 0 ]; then
         case "$scenario:$tool" in
             *save:image-transmit) checked=$(verify_bundle "$dir") ;;
             *save:skopeo) checked=$(verify_oci archive "$dir" "${repos[@]}") ;;
@@ -273,17 +157,7 @@ measure() {
             floor-*) checked=ok ;;
         esac
     fi
-    if [ "$rc" != 0 ] || [ "$checked" != ok ]; then
-        {
-            echo "!! $tool $scenario round $round: exit $rc, verify $checked"
-            echo "!! command: ${cmd[*]}"
-            tail -n 20 "$out" | sed 's/^/!!   /'
-        } >&2
-        echo "$tool $scenario round $round: exit $rc, verify $checked; command: ${cmd[*]}" >>"$work/problems.txt"
-        tail -n 20 "$out" | sed 's/^/    /' >>"$work/problems.txt"
-    fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scenario" "$tool" "$round" "$rc" "$checked" \
-        "$wall" "$user" "$sys" "$rss" "$src_requests" "$dst_requests" >>"$results"
+    record_run "$scenario" "$tool" "$round" "$checked" "$src_requests" "$dst_requests" "$out" "${cmd[@]}"
 }
 
 # upload_round TOOL ROUND SET PREFIX: a fresh target, a timed upload (or sync), target deleted.
@@ -301,49 +175,12 @@ drop_outputs() { # deletes what the runs of ROUND left behind
 
 # ---------------------------------------------------------------------------------------------
 log "scratch directory $work"
-{
-    echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "cpu: $(nproc) x $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
-    echo "memory: $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
-    echo "kernel: $(uname -r)"
-    echo "scratch file system: $(df -PT "$work" | awk 'NR == 2 { print $2 }')"
-    # Uncommitted changes to the product (not to bench/ or docs/) at the time of the run.
-    changed=$(git -C "$repo" --no-optional-locks status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null | wc -l || echo 0)
-    echo "image-transmit: $("$bin" --version 2>&1 | head -n 1), binary built $(date -u -r "$bin" '+%Y-%m-%d %H:%M UTC'); repository HEAD $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)$([ "$changed" -gt 0 ] && echo " + $changed uncommitted product files")"
-    echo "skopeo: $(skopeo --version)"
-    echo "registry: $(docker-registry --version 2>&1 | head -n 1)"
-} >"$work/machine.txt"
+# Uncommitted changes to the product (not to bench/ or docs/) at the time of the run.
+changed=$(git -C "$repo" --no-optional-locks status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null | wc -l || echo 0)
+describe_machine "$([ "$changed" -gt 0 ] && echo " + $changed uncommitted product files")" \
+    "scratch file system: $(df -PT "$work" | awk 'NR == 2 { print $2 }')" >"$work/machine.txt"
 
-log "generating images (8 x shared bases + own layers, and one ${big_mib} MiB layer)"
-python3 "$here/make-images.py" "$work/oci" --images "$images" --big-mib "$big_mib"
-
-start_registry source
-src_port=$reg_port
-src_pid=$reg_pid
-src_log=$reg_log
-
-set_repos=()
-{
-    echo "127.0.0.1:$src_port:"
-    echo "  tls-verify: false"
-    echo "  images:"
-    for i in $(seq 0 $((images - 1))); do
-        echo "    team/app$i: [latest]"
-        set_repos+=("team/app$i")
-    done
-} >"$work/team.sync.yaml"
-singles=(small)
-[ "$big_mib" -gt 0 ] && singles+=(big)
-
-log "pushing to the source registry (127.0.0.1:$src_port)"
-for repo_name in "${set_repos[@]}"; do
-    skopeo copy --quiet --dest-tls-verify=false "oci:$work/oci:${repo_name#team/}" \
-        "docker://127.0.0.1:$src_port/$repo_name:latest"
-done
-for single in "${singles[@]}"; do
-    skopeo copy --quiet --dest-tls-verify=false "oci:$work/oci:$single" "docker://127.0.0.1:$src_port/$single/app:latest"
-done
-rm -rf "$work/oci" # the source registry has its own copy; halve the disk used
+setup_source
 
 # The source's manifest digests (what every bundle, archive and target must reproduce) and, for
 # the GET floor, one URL per distinct layer blob.

@@ -8,51 +8,18 @@ the shared base layers once per image archive, so it moves more bytes than that)
 """
 
 import argparse
-import statistics
+import sys
 
-OURS = "image-transmit"
-THEIRS = "skopeo"
-COLUMNS = ["scenario", "tool", "round", "rc", "verify", "wall", "user", "sys", "rss_kib", "src", "dst"]
-RSS_LIMIT_MIB = 16.0
-FLAT_SLACK_MIB = 2.0
+sys.dont_write_bytecode = True  # no __pycache__ in bench/ for the import below
+from summary_common import (OURS, RSS_LIMIT_MIB, THEIRS, flat_row, fmt, median, medians_row,  # noqa: E402
+                            print_machine, print_runs, ratio, read, size_label)
+
 # The issue's figures for the original Go tool: the 512 MiB set saved in 0.58 s from a warm
 # registry (~880 MiB/s), a single 2 GiB layer in 1.8 s.
 ORIGINAL_SET_MIB_S = 880.0
 ORIGINAL_BIG_S = 1.8
 SAVE_VS_SKOPEO = 10.0
 UPLOAD_VS_SYNC = 1.0
-
-
-def read(path):
-    rows = []
-    with open(path) as f:
-        for line in f:
-            fields = line.rstrip("\n").split("\t")
-            row = dict(zip(COLUMNS, fields + [""] * (len(COLUMNS) - len(fields))))
-            row["ok"] = row["rc"] == "0" and row["verify"] == "ok"
-            if row["ok"]:
-                row["cpu"] = float(row["user"]) + float(row["sys"])
-                row["wall"] = float(row["wall"])
-                row["rss"] = int(row["rss_kib"]) / 1024
-            rows.append(row)
-    return rows
-
-
-def median(rows, scenario, tool, key):
-    values = [r[key] for r in rows if r["scenario"] == scenario and r["tool"] == tool and r["ok"]]
-    return statistics.median(values) if values else None
-
-
-def fmt(value, digits=2):
-    return "—" if value is None else f"{value:.{digits}f}"
-
-
-def ratio(ours, theirs):
-    return None if ours is None or not theirs else ours / theirs
-
-
-def verdict(passed):
-    return "—" if passed is None else ("met" if passed else "**missed**")
 
 
 def main():
@@ -66,20 +33,12 @@ def main():
     rows = read(args.results)
     unique = args.unique_mib
 
-    print("## Machine\n")
-    with open(args.machine) as f:
-        for line in f:
-            print(f"- {line.strip()}")
-    print()
+    print_machine(args.machine)
 
     lines = []
 
     def row(label, ours, theirs, goal="", passed=None, digits=2, show_ratio=True):
-        r = ratio(ours, theirs) if show_ratio else None
-        lines.append(
-            f"| {label} | {fmt(ours, digits)} | {fmt(theirs, digits)} | {fmt(r) + '×' if r else '—'} | "
-            f"{goal} | {verdict(passed) if goal else ''} |"
-        )
+        lines.append(medians_row(label, ours, theirs, goal, passed, digits, show_ratio))
 
     def at_most(value, limit):
         return None if value is None else value <= limit
@@ -131,7 +90,7 @@ def main():
     row("96 MiB layer alone, upload: peak RSS (MiB)", small_upload_rss, None, f"≤ {RSS_LIMIT_MIB:g} MiB",
         at_most(small_upload_rss, RSS_LIMIT_MIB), digits=1)
     if args.big_mib > 0:
-        size = f"{args.big_mib / 1024:g} GiB" if args.big_mib >= 1024 else f"{args.big_mib} MiB"
+        size = size_label(args.big_mib)
         big_wall = median(rows, "big-save", OURS, "wall")
         big_rss = median(rows, "big-save", OURS, "rss")
         big_upload_rss = median(rows, "big-upload", OURS, "rss")
@@ -147,15 +106,7 @@ def main():
         row(f"{size} layer alone, upload: peak RSS (MiB)", big_upload_rss, None, f"≤ {RSS_LIMIT_MIB:g} MiB",
             at_most(big_upload_rss, RSS_LIMIT_MIB), digits=1)
         for label, base, big in (("save", small_save_rss, big_rss), ("upload", small_upload_rss, big_upload_rss)):
-            flat = None
-            growth = "—"
-            if base is not None and big is not None:
-                flat = big - base <= FLAT_SLACK_MIB
-                growth = f"{big - base:+.1f} MiB"
-            lines.append(
-                f"| {label} peak RSS change, 96 MiB layer → {size} layer | {growth} | | | "
-                f"flat (≤ +{FLAT_SLACK_MIB:g} MiB) | {verdict(flat)} |"
-            )
+            lines.append(flat_row(f"{label} peak RSS change, 96 MiB layer → {size} layer", base, big))
     print("\n".join(lines))
 
     print(f"\n## Floors and references (medians; MiB/s = {unique:g} MiB / wall)\n")
@@ -175,19 +126,7 @@ def main():
     if save:
         print(f"\nimage-transmit save, round {save[0]['round']}, source requests: `{save[0]['src']}`")
 
-    print("\n## Every run\n")
-    print("| scenario | tool | round | exit | verified | wall s | user s | sys s | peak RSS MiB "
-          "| source requests | target requests |")
-    print("|---|---|---:|---:|---|---:|---:|---:|---:|---|---|")
-    for r in rows:
-        rss = fmt(int(r["rss_kib"]) / 1024, 1) if r["rss_kib"].isdigit() else "—"
-        print(f"| {r['scenario']} | {r['tool']} | {r['round']} | {r['rc']} | {r['verify']} | "
-              f"{r['wall']} | {r['user']} | {r['sys']} | {rss} | {r['src']} | {r['dst']} |")
-
-    with open(args.problems) as f:
-        problems = f.read().strip()
-    if problems:
-        print("\n## Problems\n\n```\n" + problems + "\n```")
+    print_runs(rows, args.problems)
 
 
 if __name__ == "__main__":

@@ -6,45 +6,11 @@ Medians are over the successful runs only; a failed or unverified run is listed,
 """
 
 import argparse
-import statistics
+import sys
 
-OURS = "image-transmit"
-THEIRS = "skopeo"
-COLUMNS = ["scenario", "tool", "round", "rc", "verify", "wall", "user", "sys", "rss_kib", "src", "dst"]
-RSS_LIMIT_MIB = 16.0
-FLAT_SLACK_MIB = 2.0
-
-
-def read(path):
-    rows = []
-    with open(path) as f:
-        for line in f:
-            fields = line.rstrip("\n").split("\t")
-            row = dict(zip(COLUMNS, fields + [""] * (len(COLUMNS) - len(fields))))
-            row["ok"] = row["rc"] == "0" and row["verify"] == "ok"
-            if row["ok"]:
-                row["cpu"] = float(row["user"]) + float(row["sys"])
-                row["wall"] = float(row["wall"])
-                row["rss"] = int(row["rss_kib"]) / 1024
-            rows.append(row)
-    return rows
-
-
-def median(rows, scenario, tool, key):
-    values = [r[key] for r in rows if r["scenario"] == scenario and r["tool"] == tool and r["ok"]]
-    return statistics.median(values) if values else None
-
-
-def fmt(value, digits=2):
-    return "—" if value is None else f"{value:.{digits}f}"
-
-
-def ratio(ours, theirs):
-    return None if ours is None or not theirs else ours / theirs
-
-
-def verdict(passed):
-    return "—" if passed is None else ("met" if passed else "**missed**")
+sys.dont_write_bytecode = True  # no __pycache__ in bench/ for the import below
+from summary_common import (OURS, RSS_LIMIT_MIB, THEIRS, flat_row, median, medians_row,  # noqa: E402
+                            print_machine, print_runs, ratio, read, size_label, verdict)
 
 
 def main():
@@ -56,11 +22,7 @@ def main():
     args = parser.parse_args()
     rows = read(args.results)
 
-    print("## Machine\n")
-    with open(args.machine) as f:
-        for line in f:
-            print(f"- {line.strip()}")
-    print()
+    print_machine(args.machine)
 
     lines = []
 
@@ -76,10 +38,7 @@ def main():
         goal = "" if target is None and limit is None else (
             f"≤ {target}× skopeo" if target is not None else f"≤ {limit:g} MiB"
         )
-        lines.append(
-            f"| {label} | {fmt(ours, digits)} | {fmt(theirs, digits)} | {fmt(r) + '×' if r else '—'} | {goal} | "
-            f"{verdict(passed) if goal else ''} |"
-        )
+        lines.append(medians_row(label, ours, theirs, goal, passed, digits))
         return ours
 
     print("## Medians\n")
@@ -94,20 +53,12 @@ def main():
     small_rss = add("96 MiB layer alone, fresh target: peak RSS (MiB)", "small", "rss",
                     limit=RSS_LIMIT_MIB, digits=1)
     if args.big_mib > 0:
-        size = f"{args.big_mib / 1024:g} GiB" if args.big_mib >= 1024 else f"{args.big_mib} MiB"
+        size = size_label(args.big_mib)
         add(f"{size} layer alone, fresh target: wall (s)", "big", "wall")
         big_rss = add(f"{size} layer alone, fresh target: peak RSS (MiB)", "big", "rss",
                       limit=RSS_LIMIT_MIB, digits=1)
         for label, base in (("96 MiB layer", small_rss), ("512 MiB set", set_rss)):
-            flat = None
-            growth = "—"
-            if base is not None and big_rss is not None:
-                flat = big_rss - base <= FLAT_SLACK_MIB
-                growth = f"{big_rss - base:+.1f} MiB"
-            lines.append(
-                f"| peak RSS change, {label} → {size} layer | {growth} | | | "
-                f"flat (≤ +{FLAT_SLACK_MIB:g} MiB) | {verdict(flat)} |"
-            )
+            lines.append(flat_row(f"peak RSS change, {label} → {size} layer", base, big_rss))
     print("\n".join(lines))
 
     rerun = [r for r in rows if r["scenario"] == "rerun" and r["tool"] == OURS and r["ok"]]
@@ -125,19 +76,7 @@ def main():
             f"`{rerun[0]['dst']}`, source `{rerun[0]['src']}`)"
         )
 
-    print("\n## Every run\n")
-    print("| scenario | tool | round | exit | verified | wall s | user s | sys s | peak RSS MiB "
-          "| source requests | target requests |")
-    print("|---|---|---:|---:|---|---:|---:|---:|---:|---|---|")
-    for r in rows:
-        rss = fmt(int(r["rss_kib"]) / 1024, 1) if r["rss_kib"].isdigit() else "—"
-        print(f"| {r['scenario']} | {r['tool']} | {r['round']} | {r['rc']} | {r['verify']} | "
-              f"{r['wall']} | {r['user']} | {r['sys']} | {rss} | {r['src']} | {r['dst']} |")
-
-    with open(args.problems) as f:
-        problems = f.read().strip()
-    if problems:
-        print("\n## Problems\n\n```\n" + problems + "\n```")
+    print_runs(rows, args.problems)
 
 
 if __name__ == "__main__":

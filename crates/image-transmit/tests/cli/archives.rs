@@ -6,8 +6,8 @@
 //! skopeo, which shares no code with the project, reads the archive through its
 //! `docker-archive:` and `oci-archive:` transports (verifying every blob it copies). The tar
 //! stream, the index files and the meta are parsed here independently of the product's code
-//! (the tar stream by the small reader below: the `tar` crate is not a dev-dependency of this
-//! package).
+//! (the tar stream by the small reader in `bundle_support`: the `tar` crate is not a
+//! dev-dependency of this package).
 //!
 //! Tests that are expected to fail until a product bug is fixed say so in their doc comment
 //! (search for "PRODUCT BUG").
@@ -17,55 +17,20 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use serde::Deserialize;
 use serde_json::Value;
 use testkit::{
     Layer, PushedImage, TestRegistry, push_docker_image, push_oci_image, push_oci_index,
     sha256_digest, skopeo_copy_to_oci_dir,
 };
 
+use crate::bundle_support::{
+    Meta, TarEntry, announced_meta, assert_success, hex_of, line, output_text, save_output,
+    tar_entries, upload, verify,
+};
 use crate::common::{image_transmit, served_digest, stderr_of, stdout_of, workdir, write};
-
-const BLOCK: usize = 512;
 
 /// The files that index an archive, in the order the product writes them after the blobs.
 const INDEX_FILES: [&str; 4] = ["oci-layout", "index.json", "manifest.json", "repositories"];
-
-// ---------------------------------------------------------------------------------------------
-// The meta file, as this test reads it (independently of the product's parser).
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Meta {
-    datafiles: BTreeMap<String, u64>,
-    manifests: BTreeMap<String, String>,
-    child_manifests: BTreeMap<String, String>,
-    datafile_sha256: BTreeMap<String, String>,
-    entries: BTreeMap<String, EntryLocation>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct EntryLocation {
-    file: String,
-    offset: u64,
-    size: u64,
-}
-
-impl Meta {
-    #[track_caller]
-    fn read(path: &Path) -> Meta {
-        let text = fs::read_to_string(path)
-            .unwrap_or_else(|e| panic!("cannot read meta {}: {e}", path.display()));
-        serde_saphyr::from_str(&text)
-            .unwrap_or_else(|e| panic!("cannot parse meta {}: {e}\n{text}", path.display()))
-    }
-}
-
-/// `sha256:abc…` → `abc…`.
-fn hex_of(digest: &str) -> String {
-    digest.trim_start_matches("sha256:").to_owned()
-}
 
 fn is_hex64(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -74,17 +39,6 @@ fn is_hex64(text: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Running the binary.
 // ---------------------------------------------------------------------------------------------
-
-fn output_text(output: &Output) -> String {
-    format!("{}{}", stdout_of(output), stderr_of(output))
-}
-
-#[track_caller]
-fn assert_success(output: &Output) {
-    let text = output_text(output);
-    assert!(output.status.success(), "{text}");
-    assert!(!text.contains("panicked"), "{text}");
-}
 
 /// Exit status 2 (a usage error), no panic, and nothing written under `dir/data`.
 #[track_caller]
@@ -102,51 +56,6 @@ fn assert_usage_error(output: &Output, dir: &Path) {
         fs::read_dir(dir.join("data"))
             .map(|entries| entries.map(|e| e.unwrap().path()).collect::<Vec<_>>())
     );
-}
-
-/// The meta file a save announced on its "Create meta file: PATH" line, made absolute.
-#[track_caller]
-fn announced_meta(dir: &Path, output: &Output) -> PathBuf {
-    let stdout = stdout_of(output);
-    let path = stdout
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("Create meta file: "))
-        .unwrap_or_else(|| panic!("save announced no meta file:\n{}", output_text(output)));
-    let path = dir.join(path.trim());
-    assert!(path.is_file(), "{} does not exist", path.display());
-    path
-}
-
-/// `image-transmit save --from SOURCE ARGS…` in `dir`.
-fn save(dir: &Path, source: &str, args: &[&str]) -> Output {
-    image_transmit(dir)
-        .args(["save", "--from", source])
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-/// `image-transmit verify META`.
-fn verify(meta: &Path) -> Output {
-    image_transmit(workdir().path())
-        .arg("verify")
-        .arg(meta)
-        .output()
-        .unwrap()
-}
-
-/// `image-transmit upload --to TARGET META`.
-fn upload(target: &str, meta: &Path) -> Output {
-    image_transmit(workdir().path())
-        .args(["upload", "--to", target])
-        .arg(meta)
-        .output()
-        .unwrap()
-}
-
-/// `repository:tag` as an image-list line.
-fn line(image: &PushedImage) -> String {
-    format!("{}:{}", image.repository, image.tag)
 }
 
 /// The archive of a bundle whose meta is `meta_path`: its only data file, named
@@ -280,7 +189,7 @@ fn save_archive(images: Images, format: &str) -> Saved {
     let lines = images.lines();
     let mut args = vec!["--format", format];
     args.extend(lines.iter().map(String::as_str));
-    let output = save(dir.path(), &images.source.url(), &args);
+    let output = save_output(dir.path(), &images.source.url(), &args);
     assert_success(&output);
     let meta_path = announced_meta(dir.path(), &output);
     let meta = Meta::read(&meta_path);
@@ -309,123 +218,8 @@ fn docker_config_digest(image: &PushedImage) -> &str {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The tar stream, read byte by byte.
+// The tar stream, read byte by byte (by `bundle_support::tar_entries`).
 // ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone)]
-struct TarEntry {
-    name: String,
-    typeflag: u8,
-    /// Where the entry's data starts.
-    offset: usize,
-    size: usize,
-}
-
-fn padded(size: usize) -> usize {
-    size.div_ceil(BLOCK) * BLOCK
-}
-
-fn octal(field: &[u8]) -> usize {
-    let text = String::from_utf8_lossy(field);
-    let digits = text.trim_matches(|c: char| c == '\0' || c == ' ');
-    usize::from_str_radix(digits, 8).unwrap_or_else(|_| panic!("bad octal field {text:?}"))
-}
-
-fn c_string(field: &[u8]) -> String {
-    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
-    String::from_utf8(field[..end].to_vec()).expect("a UTF-8 name")
-}
-
-/// The `path` record of a PAX extended header, if it has one.
-fn pax_path(data: &[u8]) -> Option<String> {
-    let mut rest = data;
-    let mut path = None;
-    while !rest.is_empty() {
-        let space = rest.iter().position(|&b| b == b' ')?;
-        let length: usize = std::str::from_utf8(&rest[..space]).ok()?.parse().ok()?;
-        let record = std::str::from_utf8(&rest[space + 1..length - 1]).ok()?;
-        if let Some(value) = record.strip_prefix("path=") {
-            path = Some(value.to_owned());
-        }
-        rest = &rest[length..];
-    }
-    path
-}
-
-/// The entries of a tar stream (ustar, with PAX `path` records and GNU long names followed).
-/// Panics unless every header checksum is right, every entry is complete, and the stream ends
-/// with exactly the two zero blocks of the end-of-archive marker.
-#[track_caller]
-fn tar_entries(bytes: &[u8], label: &str) -> Vec<TarEntry> {
-    let mut entries = Vec::new();
-    let mut position = 0usize;
-    let mut long_name: Option<String> = None;
-    loop {
-        assert!(
-            position + 2 * BLOCK <= bytes.len(),
-            "{label}: ends at {} without the end-of-archive marker (entry at {position})",
-            bytes.len()
-        );
-        let header = &bytes[position..position + BLOCK];
-        if header.iter().all(|&b| b == 0) {
-            assert!(
-                bytes[position..].iter().all(|&b| b == 0) && bytes.len() == position + 2 * BLOCK,
-                "{label}: {} bytes after the end-of-archive marker at {position}",
-                bytes.len() - position - 2 * BLOCK
-            );
-            assert!(long_name.is_none(), "{label}: a long name for no entry");
-            return entries;
-        }
-        let stored = octal(&header[148..156]);
-        let computed: usize = header
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| {
-                if (148..156).contains(&i) {
-                    32
-                } else {
-                    usize::from(b)
-                }
-            })
-            .sum();
-        assert_eq!(
-            stored, computed,
-            "{label}: bad header checksum at {position}"
-        );
-        let size = octal(&header[124..136]);
-        let typeflag = header[156];
-        let offset = position + BLOCK;
-        assert!(
-            offset + size <= bytes.len(),
-            "{label}: entry at {position} ({size} bytes) is cut at {}",
-            bytes.len()
-        );
-        let data = &bytes[offset..offset + size];
-        match typeflag {
-            b'x' => long_name = pax_path(data).or(long_name),
-            b'L' => long_name = Some(c_string(data)),
-            b'g' => {}
-            _ => {
-                let name = long_name.take().unwrap_or_else(|| {
-                    let name = c_string(&header[..100]);
-                    let prefix = c_string(&header[345..500]);
-                    if &header[257..262] == b"ustar" && !prefix.is_empty() {
-                        format!("{prefix}/{name}")
-                    } else {
-                        name
-                    }
-                });
-                entries.push(TarEntry {
-                    name,
-                    typeflag,
-                    offset,
-                    size,
-                });
-            }
-        }
-        position = offset + padded(size);
-    }
-}
 
 /// An archive read into memory: its entries in stream order, and each entry's bytes by name.
 struct Archive {
@@ -442,7 +236,7 @@ impl Archive {
     }
 
     fn data(&self, entry: &TarEntry) -> &[u8] {
-        &self.bytes[entry.offset..entry.offset + entry.size]
+        entry.data(&self.bytes)
     }
 
     /// The content of the only entry named `name`.
@@ -837,7 +631,7 @@ fn a_docker_format_archive_verifies_and_uploads_byte_exact() {
     );
 
     let target = TestRegistry::start();
-    assert_success(&upload(&target.url(), &saved.meta_path));
+    assert_success(&upload(&target.url(), &saved.meta_path, &[]));
     for image in saved.images.all() {
         assert_eq!(
             served_digest(&target, &image.repository, &image.tag).as_deref(),
@@ -976,14 +770,14 @@ fn an_incremental_archive_and_an_unknown_format_are_refused() {
     let source = TestRegistry::start();
     let image = push_docker_image(&source, "team/inc", "1", &[Layer::random(36_001, 10_000)]);
     let base_dir = workdir();
-    let output = save(base_dir.path(), &source.url(), &[&line(&image)]);
+    let output = save_output(base_dir.path(), &source.url(), &[&line(&image)]);
     assert_success(&output);
     let base = announced_meta(base_dir.path(), &output);
     let base_arg = base.to_string_lossy().into_owned();
 
     for format in ["docker", "oci"] {
         let dir = workdir();
-        let output = save(
+        let output = save_output(
             dir.path(),
             &source.url(),
             &[
@@ -1025,7 +819,7 @@ fn an_incremental_archive_and_an_unknown_format_are_refused() {
     );
 
     let dir = workdir();
-    let output = save(
+    let output = save_output(
         dir.path(),
         &source.url(),
         &["--format", "zip", &line(&image)],
@@ -1103,11 +897,7 @@ fn an_archive_stores_each_blob_once_and_its_index_files_last() {
             .unwrap_or_else(|| panic!("{} is not in the meta's entries", entry.name));
         assert_eq!(
             (recorded.file.as_str(), recorded.offset, recorded.size),
-            (
-                archive_name.as_str(),
-                entry.offset as u64,
-                entry.size as u64
-            ),
+            (archive_name.as_str(), entry.offset, entry.size),
             "{}",
             entry.name
         );
@@ -1230,7 +1020,7 @@ fn a_platform_filtered_archive_is_a_complete_layout_of_the_chosen_platform() {
         .find(|child| child.architecture == "arm64")
         .unwrap();
     let dir = workdir();
-    let output = save(
+    let output = save_output(
         dir.path(),
         &source.url(),
         &[
@@ -1314,7 +1104,7 @@ fn an_archive_names_a_shared_manifest_twice_and_leaves_out_a_failed_image() {
     let by_digest = format!("{}@{}", first.repository, first.digest);
 
     let dir = workdir();
-    let output = save(
+    let output = save_output(
         dir.path(),
         &source.url(),
         &[
@@ -1436,7 +1226,7 @@ fn an_archive_names_a_shared_manifest_twice_and_leaves_out_a_failed_image() {
     assert_eq!(layout.digest("pinned"), first.digest);
     assert_success(&verify(&meta_path));
     let target = TestRegistry::start();
-    assert_success(&upload(&target.url(), &meta_path));
+    assert_success(&upload(&target.url(), &meta_path, &[]));
     for image in [&first, &second, &docker] {
         assert_eq!(
             served_digest(&target, &image.repository, &image.tag).as_deref(),
@@ -1457,7 +1247,7 @@ fn two_archive_saves_in_the_same_minute_keep_both() {
     let dir = workdir();
     let mut archives = Vec::new();
     for image in [&one, &two] {
-        let output = save(
+        let output = save_output(
             dir.path(),
             &source.url(),
             &["--format", "oci", &line(image)],

@@ -5,9 +5,9 @@
 //! the legacy `-src/-dst/-img/-inc/-out` forms, and a save whose source fails or is
 //! interrupted.
 //!
-//! The meta file is parsed here with serde-saphyr into the test's own structs rather than the
-//! product's `BundleMeta`, so a bug in the product's reader cannot hide itself, and tar parts
-//! are crafted and inspected byte by byte, without the product's tar code.
+//! The meta file is parsed with serde-saphyr into the tests' own structs (in `bundle_support`)
+//! rather than the product's `BundleMeta`, so a bug in the product's reader cannot hide itself,
+//! and tar parts are crafted and inspected byte by byte, without the product's tar code.
 //!
 //! Tests that are expected to fail until a product bug is fixed say so in their doc comment
 //! (search for "PRODUCT BUG").
@@ -19,106 +19,17 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
 use testkit::proxy::{FaultProxy, Rule, SeenRequest};
 use testkit::{
     Layer, PushedImage, TestRegistry, push_docker_image, push_oci_image, push_oci_index,
     registry_has_blob, sha256_digest, skopeo_copy_to_oci_dir, skopeo_inspect_raw,
 };
 
-use crate::common::{image_transmit, served_digest, stderr_of, stdout_of, workdir, write};
-
-// ---------------------------------------------------------------------------------------------
-// The meta file, as this test reads it (independently of the product's parser).
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Meta {
-    datafiles: BTreeMap<String, u64>,
-    compressor: Option<String>,
-    blobs: BTreeMap<String, Option<Vec<String>>>,
-    manifests: BTreeMap<String, String>,
-    format: Option<u64>,
-    datafile_sha256: BTreeMap<String, String>,
-    child_manifests: BTreeMap<String, String>,
-    entries: BTreeMap<String, EntryLocation>,
-    base_blobs: BTreeMap<String, BaseBlob>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct EntryLocation {
-    file: String,
-    offset: u64,
-    size: u64,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct BaseBlob {
-    size: Option<u64>,
-    repositories: Option<Vec<String>>,
-}
-
-impl Meta {
-    #[track_caller]
-    fn read(path: &Path) -> Meta {
-        let text = fs::read_to_string(path)
-            .unwrap_or_else(|e| panic!("cannot read meta {}: {e}", path.display()));
-        serde_saphyr::from_str(&text)
-            .unwrap_or_else(|e| panic!("cannot parse meta {}: {e}\n{text}", path.display()))
-    }
-
-    /// The hexes of every manifest the meta holds (top-level and children): entries with
-    /// these hexes are stored manifests, not blobs.
-    fn manifest_hexes(&self) -> BTreeSet<String> {
-        self.manifests
-            .values()
-            .chain(self.child_manifests.values())
-            .map(|text| hex_of(&sha256_digest(text.as_bytes())))
-            .collect()
-    }
-
-    /// The hexes of the blobs (not manifests) stored in this bundle's parts, per `entries`.
-    fn stored_blobs(&self) -> BTreeSet<String> {
-        let manifests = self.manifest_hexes();
-        self.entries
-            .keys()
-            .filter(|hex| !manifests.contains(*hex))
-            .cloned()
-            .collect()
-    }
-
-    /// The image key (`http://host/repo:tag`) of the image in `repository:tag`.
-    #[track_caller]
-    fn key_of(&self, repository: &str, tag: &str) -> String {
-        let suffix = format!("/{repository}:{tag}");
-        self.manifests
-            .keys()
-            .find(|key| key.ends_with(&suffix))
-            .unwrap_or_else(|| panic!("no image {repository}:{tag} in {:?}", self.manifests.keys()))
-            .clone()
-    }
-
-    /// The set of `repository:tag` (key without scheme and host) of the images in the meta.
-    fn images(&self) -> BTreeSet<String> {
-        self.manifests.keys().map(|key| image_of_key(key)).collect()
-    }
-}
-
-/// `http://127.0.0.1:5103/team/app0:latest` → `team/app0:latest`.
-fn image_of_key(key: &str) -> String {
-    let without_scheme = key.split_once("://").map_or(key, |(_, rest)| rest);
-    without_scheme
-        .split_once('/')
-        .map_or(without_scheme, |(_, rest)| rest)
-        .to_owned()
-}
-
-/// `sha256:abc…` → `abc…`.
-fn hex_of(digest: &str) -> String {
-    digest.trim_start_matches("sha256:").to_owned()
-}
+use crate::bundle_support::{
+    BLOCK, Meta, announced_meta, assert_success, hex_of, image_of_key, line, output_text, padded,
+    save, tar_headers, upload, verify,
+};
+use crate::common::{image_transmit, served_digest, stdout_of, workdir, write};
 
 /// `sha256:` and 12 hex digits, as the product's messages shorten digests.
 fn short(digest: &str) -> String {
@@ -129,17 +40,6 @@ fn short(digest: &str) -> String {
 // Running the binary.
 // ---------------------------------------------------------------------------------------------
 
-fn output_text(output: &Output) -> String {
-    format!("{}{}", stdout_of(output), stderr_of(output))
-}
-
-#[track_caller]
-fn assert_success(output: &Output) {
-    let text = output_text(output);
-    assert!(output.status.success(), "{text}");
-    assert!(!text.contains("panicked"), "{text}");
-}
-
 /// Exit status 1, and no panic on the way there.
 #[track_caller]
 fn assert_fails(output: &Output) {
@@ -148,56 +48,12 @@ fn assert_fails(output: &Output) {
     assert!(!text.contains("panicked"), "{text}");
 }
 
-/// The meta file a save announced on its "Create meta file: PATH" line, made absolute.
-#[track_caller]
-fn announced_meta(dir: &Path, output: &Output) -> PathBuf {
-    let stdout = stdout_of(output);
-    let path = stdout
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("Create meta file: "))
-        .unwrap_or_else(|| panic!("save announced no meta file:\n{}", output_text(output)));
-    let path = dir.join(path.trim());
-    assert!(path.is_file(), "{} does not exist", path.display());
-    path
-}
-
-/// `image-transmit save --from SOURCE ARGS…` run in `dir`; the output and the meta written.
-#[track_caller]
-fn save(dir: &Path, source: &str, args: &[&str]) -> (Output, PathBuf) {
-    let output = image_transmit(dir)
-        .args(["save", "--from", source])
-        .args(args)
-        .output()
-        .unwrap();
-    let meta = announced_meta(dir, &output);
-    (output, meta)
-}
-
 /// A save that must succeed; returns the meta.
 #[track_caller]
 fn save_ok(dir: &Path, source: &str, args: &[&str]) -> PathBuf {
     let (output, meta) = save(dir, source, args);
     assert_success(&output);
     meta
-}
-
-/// `image-transmit upload --to TARGET META ARGS…`.
-fn upload(target: &str, meta: &Path, args: &[&str]) -> Output {
-    image_transmit(workdir().path())
-        .args(["upload", "--to", target])
-        .arg(meta)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-/// `image-transmit verify META`.
-fn verify(meta: &Path) -> Output {
-    image_transmit(workdir().path())
-        .arg("verify")
-        .arg(meta)
-        .output()
-        .unwrap()
 }
 
 /// Every `*_meta.yaml` under `dir/data/`, at any depth (an `--out` may add directories).
@@ -290,11 +146,6 @@ fn assert_absent(target: &TestRegistry, repository: &str, tag: &str) {
         None,
         "{repository}:{tag} should not be on the target"
     );
-}
-
-/// `repository:tag` as an image-list line.
-fn line(image: &PushedImage) -> String {
-    format!("{}:{}", image.repository, image.tag)
 }
 
 /// Whether `haystack` contains `needle`.
@@ -670,87 +521,6 @@ fn two_saves_in_the_same_minute_keep_both_bundles() {
 // Tar parts, read and written by hand: the checks must not share the product's tar code.
 // ---------------------------------------------------------------------------------------------
 
-const BLOCK: usize = 512;
-
-/// One entry of a tar stream: its name, type flag, and where its data is.
-#[derive(Debug, Clone)]
-struct TarEntry {
-    name: String,
-    typeflag: u8,
-    offset: u64,
-    size: u64,
-}
-
-fn padded(size: u64) -> u64 {
-    size.div_ceil(BLOCK as u64) * BLOCK as u64
-}
-
-fn octal(field: &[u8]) -> u64 {
-    let text = String::from_utf8_lossy(field);
-    let digits = text.trim_matches(|c: char| c == '\0' || c == ' ');
-    u64::from_str_radix(digits, 8).unwrap_or_else(|_| panic!("bad octal field {text:?}"))
-}
-
-fn c_string(field: &[u8]) -> String {
-    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
-    String::from_utf8_lossy(&field[..end]).into_owned()
-}
-
-/// The entries of a plain ustar stream. Panics unless every header's checksum is right, every
-/// entry is complete, and the stream ends with exactly the two zero blocks of the end marker:
-/// so a part with a half-written or rolled-back-badly entry cannot pass.
-#[track_caller]
-fn tar_entries(bytes: &[u8], label: &str) -> Vec<TarEntry> {
-    let mut entries = Vec::new();
-    let mut position = 0usize;
-    loop {
-        assert!(
-            position + 2 * BLOCK <= bytes.len(),
-            "{label}: ends at {} without the end-of-archive marker (entry starting at {position})",
-            bytes.len()
-        );
-        let header = &bytes[position..position + BLOCK];
-        if header.iter().all(|&b| b == 0) {
-            assert!(
-                bytes[position..].iter().all(|&b| b == 0) && bytes.len() == position + 2 * BLOCK,
-                "{label}: {} bytes after the end-of-archive marker at {position}",
-                bytes.len() - position - 2 * BLOCK
-            );
-            return entries;
-        }
-        let stored = octal(&header[148..156]);
-        let computed: u64 = header
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| {
-                if (148..156).contains(&i) {
-                    32
-                } else {
-                    u64::from(b)
-                }
-            })
-            .sum();
-        assert_eq!(
-            stored, computed,
-            "{label}: bad header checksum at {position}"
-        );
-        let mut name = c_string(&header[..100]);
-        let prefix = c_string(&header[345..500]);
-        if &header[257..262] == b"ustar" && !prefix.is_empty() {
-            name = format!("{prefix}/{name}");
-        }
-        let size = octal(&header[124..136]);
-        let offset = (position + BLOCK) as u64;
-        entries.push(TarEntry {
-            name,
-            typeflag: header[156],
-            offset,
-            size,
-        });
-        position = (offset + padded(size)) as usize;
-    }
-}
-
 /// A ustar header for `name` with `typeflag` (`b'0'` file, `b'1'` hard link, `b'2'` symlink).
 fn ustar_header(name: &str, typeflag: u8, size: u64, link: &str) -> Vec<u8> {
     let mut header = vec![0u8; BLOCK];
@@ -790,7 +560,7 @@ fn assert_parts_match_entries(meta_path: &Path, meta: &Meta) {
     let mut seen = BTreeSet::new();
     for name in meta.datafiles.keys() {
         let bytes = fs::read(dir.join(name)).unwrap();
-        for entry in tar_entries(&bytes, name) {
+        for entry in tar_headers(&bytes, name) {
             assert_eq!(entry.typeflag, b'0', "{name}: {entry:?}");
             let hex = entry.name[..64].to_owned();
             let recorded = meta
@@ -1015,7 +785,7 @@ fn bundle_with_hostile_entry(saved_meta: &Path, hostile: &[u8], ours: bool, dir:
     );
     let (part_name, _) = saved.datafiles.iter().next().unwrap();
     let bytes = fs::read(bundle_dir(saved_meta).join(part_name)).unwrap();
-    let entries = tar_entries(&bytes, part_name);
+    let entries = tar_headers(&bytes, part_name);
 
     let part = "img_full_202611230708_0.tar";
     let mut tar = Vec::new();

@@ -3,6 +3,7 @@
 
 mod archives;
 mod auth;
+mod bundle_support;
 mod bundles;
 mod common;
 mod copy;
