@@ -704,24 +704,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    /// The original tool's bundles. They sit beside the repository (`/work/shared`); a checkout
-    /// without them must fail loudly, not pass by testing nothing.
-    pub(crate) fn fixture_dir() -> PathBuf {
-        let dir = PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/fixtures/original-bundle/"
-        ));
-        assert!(
-            dir.join("README.md").is_file(),
-            "the original tool's bundle fixtures are missing: expected {} (the `shared` folder \
-             next to the repository)",
-            dir.display()
-        );
-        dir
-    }
-
-    pub(crate) const FULL: &str = "img_full_202611230708_meta.yaml";
-    pub(crate) const INCR: &str = "img_incr_202611230709_meta.yaml";
+    use crate::bundle::fixtures::{FULL, INCR, fixture_dir};
 
     fn hex(c: char) -> String {
         c.to_string().repeat(64)

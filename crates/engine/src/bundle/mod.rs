@@ -8,3 +8,27 @@ pub mod parts;
 pub mod reader;
 pub mod verify;
 pub mod writer;
+
+/// The original tool's bundles, shared by the bundle tests. They sit beside the repository (the
+/// `shared` folder); a checkout without them must fail loudly, not pass by testing nothing.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use std::path::PathBuf;
+
+    pub(crate) fn fixture_dir() -> PathBuf {
+        let dir = PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/fixtures/original-bundle/"
+        ));
+        assert!(
+            dir.join("README.md").is_file(),
+            "the original tool's bundle fixtures are missing: expected {} (the `shared` folder \
+             next to the repository)",
+            dir.display()
+        );
+        dir
+    }
+
+    pub(crate) const FULL: &str = "img_full_202611230708_meta.yaml";
+    pub(crate) const INCR: &str = "img_incr_202611230709_meta.yaml";
+}

@@ -617,22 +617,7 @@ mod tests {
     use registry::manifest::ImageManifest;
     use registry::{Digest, DigestHasher};
 
-    fn fixture_dir() -> PathBuf {
-        let dir = PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/fixtures/original-bundle/"
-        ));
-        assert!(
-            dir.join("README.md").is_file(),
-            "the original tool's bundle fixtures are missing: expected {} (the `shared` folder \
-             next to the repository)",
-            dir.display()
-        );
-        dir
-    }
-
-    const FULL: &str = "img_full_202611230708_meta.yaml";
-    const INCR: &str = "img_incr_202611230709_meta.yaml";
+    use crate::bundle::fixtures::{FULL, INCR, fixture_dir};
 
     fn sha256_of_entry(dir: &Path, location: &EntryLocation) -> Digest {
         let mut reader = open_entry(dir, location).unwrap();
