@@ -208,6 +208,9 @@ pub struct BundleWriter {
     permits: Semaphore,
     slots: Mutex<Vec<Slot>>,
     state: Mutex<State>,
+    /// Held while a manifest is looked up and stored, so one manifest pushed under several
+    /// names at once is stored once: the check and the store must be one step.
+    manifest_store: tokio::sync::Mutex<()>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -233,6 +236,7 @@ impl BundleWriter {
             permits: Semaphore::new(parallel),
             slots: Mutex::new((0..parallel).map(|_| Slot::Empty).collect()),
             state: Mutex::new(State::default()),
+            manifest_store: tokio::sync::Mutex::new(()),
             options,
         })
     }
@@ -588,6 +592,7 @@ impl ImageDestination for BundleWriter {
             })
         })?;
         // The manifest also goes into the data, so the parts alone describe their images.
+        let _storing = self.manifest_store.lock().await;
         let stored = lock(&self.state)
             .entries
             .contains_key(manifest.digest.hex());
