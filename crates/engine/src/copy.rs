@@ -18,8 +18,10 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 use crate::events::{BlobOutcome, Event, ImageId, Observer};
 use crate::plan::{ImageName, ImagePair, InvalidLine};
-use crate::transport::{ImageDestination, ImageSource, Manifest, ManifestRole};
+use crate::transport::{ImageDestination, ImageLoader, ImageSource, Manifest, ManifestRole};
 use crate::verify::{StreamFailure, Verified};
+
+mod load;
 
 /// How a job runs.
 #[derive(Debug, Clone)]
@@ -35,6 +37,9 @@ pub struct CopyOptions {
     /// With exactly one platform selected, push that platform's manifest under the tag instead
     /// of a one-entry index.
     pub platform_as_manifest: bool,
+    /// Put before the target name of an image loaded into a container engine (Docker,
+    /// containerd): the registry host the image is known by there.
+    pub loaded_name_host: Option<String>,
 }
 
 impl Default for CopyOptions {
@@ -49,6 +54,7 @@ impl Default for CopyOptions {
             },
             platforms: Vec::new(),
             platform_as_manifest: false,
+            loaded_name_host: None,
         }
     }
 }
@@ -224,10 +230,27 @@ struct Counters {
     mounted: std::sync::atomic::AtomicUsize,
 }
 
+/// Where a job puts images: somewhere that takes blobs and manifests one by one (a registry, a
+/// bundle), or a container engine that takes each image whole, as one archive.
+#[derive(Clone)]
+enum Sink {
+    Pieces(Arc<dyn ImageDestination>),
+    Whole(Arc<dyn ImageLoader>),
+}
+
+impl Sink {
+    fn describe(&self) -> String {
+        match self {
+            Sink::Pieces(destination) => destination.describe(),
+            Sink::Whole(loader) => loader.describe(),
+        }
+    }
+}
+
 /// A copy from one source to one destination.
 pub struct CopyJob {
     source: Arc<dyn ImageSource>,
-    destination: Arc<dyn ImageDestination>,
+    sink: Sink,
     options: CopyOptions,
     observer: Arc<dyn Observer>,
     cancel: CancellationToken,
@@ -253,10 +276,31 @@ impl CopyJob {
         observer: Arc<dyn Observer>,
         cancel: CancellationToken,
     ) -> Arc<CopyJob> {
+        CopyJob::with_sink(source, Sink::Pieces(destination), options, observer, cancel)
+    }
+
+    /// A job that loads each image, whole, into a container engine (Docker, containerd).
+    pub fn loading(
+        source: Arc<dyn ImageSource>,
+        loader: Arc<dyn ImageLoader>,
+        options: CopyOptions,
+        observer: Arc<dyn Observer>,
+        cancel: CancellationToken,
+    ) -> Arc<CopyJob> {
+        CopyJob::with_sink(source, Sink::Whole(loader), options, observer, cancel)
+    }
+
+    fn with_sink(
+        source: Arc<dyn ImageSource>,
+        sink: Sink,
+        options: CopyOptions,
+        observer: Arc<dyn Observer>,
+        cancel: CancellationToken,
+    ) -> Arc<CopyJob> {
         let permits = options.max_connections.max(1);
         Arc::new(CopyJob {
             source,
-            destination,
+            sink,
             options,
             observer,
             cancel,
@@ -367,7 +411,7 @@ impl CopyJob {
 
     async fn copy_image(self: Arc<Self>, image: Resolved) -> ImageReport {
         let source = format!("{}/{}", self.source.describe(), image.pair.source);
-        let target = format!("{}/{}", self.destination.describe(), image.pair.target);
+        let target = format!("{}/{}", self.sink.describe(), image.pair.target);
         self.emit(Event::ImageStarted {
             image: image.id,
             source: source.clone(),
@@ -431,30 +475,27 @@ impl CopyJob {
     /// One attempt at one image: nothing if the target already has it, else blobs first,
     /// then child manifests by digest, the tag last.
     async fn copy_once(&self, image: &Resolved) -> Result<Copied> {
+        let destination = match &self.sink {
+            Sink::Pieces(destination) => destination.as_ref(),
+            Sink::Whole(loader) => return self.load_once(loader.as_ref(), image).await,
+        };
         let source = &image.pair.source;
         let target = &image.pair.target;
         let label = format!("{}/{}", self.source.describe(), source);
         let label = label.as_str();
-        let fetched;
-        let top = match &image.manifest {
-            Some(manifest) => manifest,
-            None => {
-                fetched = self
-                    .source
-                    .manifest(&source.repository, &source.target.to_string())
-                    .await?;
-                &fetched
-            }
-        };
+        let top = &self.top_manifest(image).await?;
         let index = match manifest::parse(&top.media_type, &top.bytes, label)? {
             ParsedManifest::Image(parsed) => {
                 let reference = target_reference(target, &top.digest);
-                if self.up_to_date(target, &reference, &top.digest).await? {
+                if self
+                    .up_to_date(destination, target, &reference, &top.digest)
+                    .await?
+                {
                     return Ok(Copied::unchanged(&top.digest));
                 }
-                self.ensure_blobs(image.id, source, target, parsed.blobs())
+                self.ensure_blobs(destination, image.id, source, target, parsed.blobs())
                     .await?;
-                self.push_manifest(target, &reference, top, ManifestRole::Top)
+                self.push_manifest(destination, target, &reference, top, ManifestRole::Top)
                     .await?;
                 return Ok(Copied::pushed(&top.digest));
             }
@@ -483,7 +524,10 @@ impl CopyJob {
             final_top.digest.clone()
         };
         let reference = target_reference(target, &final_digest);
-        if self.up_to_date(target, &reference, &final_digest).await? {
+        if self
+            .up_to_date(destination, target, &reference, &final_digest)
+            .await?
+        {
             return Ok(Copied::unchanged(&final_digest));
         }
         if filtered && !single {
@@ -505,20 +549,47 @@ impl CopyJob {
         )
         .await?;
         let blobs = fetched.iter().flat_map(|(_, parsed)| parsed.blobs());
-        self.ensure_blobs(image.id, source, target, blobs).await?;
+        self.ensure_blobs(destination, image.id, source, target, blobs)
+            .await?;
         if single {
             let (child, _) = &fetched[0];
-            self.push_manifest(target, &reference, child, ManifestRole::Top)
+            self.push_manifest(destination, target, &reference, child, ManifestRole::Top)
                 .await?;
             return Ok(Copied::pushed(&child.digest));
         }
         for (child, _) in &fetched {
-            self.push_manifest(target, child.digest.as_str(), child, ManifestRole::Child)
-                .await?;
-        }
-        self.push_manifest(target, &reference, &final_top, ManifestRole::Top)
+            self.push_manifest(
+                destination,
+                target,
+                child.digest.as_str(),
+                child,
+                ManifestRole::Child,
+            )
             .await?;
+        }
+        self.push_manifest(
+            destination,
+            target,
+            &reference,
+            &final_top,
+            ManifestRole::Top,
+        )
+        .await?;
         Ok(Copied::pushed(&final_digest))
+    }
+
+    /// The manifest the image's source reference names: resolved up front, or fetched now when
+    /// that lookup failed in a way a retry may mend.
+    async fn top_manifest(&self, image: &Resolved) -> Result<Manifest> {
+        match &image.manifest {
+            Some(manifest) => Ok(manifest.clone()),
+            None => {
+                let source = &image.pair.source;
+                self.source
+                    .manifest(&source.repository, &source.target.to_string())
+                    .await
+            }
+        }
     }
 
     async fn fetch_child(
@@ -546,12 +617,12 @@ impl CopyJob {
     /// complete there (a registry accepts a manifest only once its blobs and children exist).
     async fn up_to_date(
         &self,
+        destination: &dyn ImageDestination,
         target: &ImageName,
         reference: &str,
         digest: &Digest,
     ) -> Result<bool> {
-        let present = self
-            .destination
+        let present = destination
             .manifest_digest(&target.repository, reference)
             .await?;
         Ok(present.as_ref() == Some(digest))
@@ -598,6 +669,7 @@ impl CopyJob {
 
     async fn push_manifest(
         &self,
+        destination: &dyn ImageDestination,
         target: &ImageName,
         reference: &str,
         manifest: &Manifest,
@@ -606,13 +678,14 @@ impl CopyJob {
         if self.cancel.is_cancelled() {
             return Err(Error::Cancelled);
         }
-        self.destination
+        destination
             .put_manifest(&target.repository, reference, manifest, role)
             .await
     }
 
     async fn ensure_blobs<'a>(
         &self,
+        destination: &dyn ImageDestination,
         image: ImageId,
         source: &ImageName,
         target: &ImageName,
@@ -627,7 +700,7 @@ impl CopyJob {
         try_join_all(
             unique
                 .into_iter()
-                .map(|blob| self.ensure_blob(image, source, target, blob)),
+                .map(|blob| self.ensure_blob(destination, image, source, target, blob)),
         )
         .await?;
         Ok(())
@@ -637,6 +710,7 @@ impl CopyJob {
     /// job put it before, or transferred (once, while other images needing it wait).
     async fn ensure_blob(
         &self,
+        destination: &dyn ImageDestination,
         image: ImageId,
         source: &ImageName,
         target: &ImageName,
@@ -666,7 +740,7 @@ impl CopyJob {
             done(BlobOutcome::Existed);
             return Ok(());
         }
-        if self.destination.has_blob(repository, blob).await? {
+        if destination.has_blob(repository, blob).await? {
             done(BlobOutcome::Existed);
             return Ok(());
         }
@@ -678,7 +752,7 @@ impl CopyJob {
             .chain(self.source.mount_hints(&blob.digest))
             .filter(|from| from != repository);
         for from in candidates {
-            if self.destination.mount_blob(repository, blob, &from).await? {
+            if destination.mount_blob(repository, blob, &from).await? {
                 done(BlobOutcome::Mounted);
                 return Ok(());
             }
@@ -693,7 +767,8 @@ impl CopyJob {
             digest: blob.digest.clone(),
             size: blob.size,
         });
-        self.transfer(image, source, target, blob).await?;
+        self.transfer(destination, image, source, target, blob)
+            .await?;
         done(BlobOutcome::Transferred);
         Ok(())
     }
@@ -719,6 +794,7 @@ impl CopyJob {
     /// failure goes up to the image's own retries.
     async fn transfer(
         &self,
+        destination: &dyn ImageDestination,
         image: ImageId,
         source: &ImageName,
         target: &ImageName,
@@ -742,8 +818,7 @@ impl CopyJob {
                 }),
                 failure.clone(),
             );
-            let outcome = self
-                .destination
+            let outcome = destination
                 .put_blob(&target.repository, blob, verified.boxed())
                 .await
                 // When the content itself failed (bad digest, broken source), say that rather

@@ -32,6 +32,19 @@ pub enum Error {
     #[error("stopped by the user")]
     Cancelled,
 
+    #[error("cannot reach the container engine at {address}: {detail}")]
+    EngineUnreachable { address: String, detail: String },
+
+    #[error("the container engine at {address} answered {detail}")]
+    EngineFailed { address: String, detail: String },
+
+    #[error("{engine} refused to load {name}: {message}")]
+    LoadRejected {
+        engine: String,
+        name: String,
+        message: String,
+    },
+
     #[error("no platform of {reference} matches {wanted}; it has {available}")]
     NoMatchingPlatform {
         reference: String,
@@ -50,6 +63,9 @@ impl Error {
             | Error::Io { .. }
             | Error::DamagedBlob { .. }
             | Error::Cancelled
+            | Error::EngineUnreachable { .. }
+            | Error::EngineFailed { .. }
+            | Error::LoadRejected { .. }
             | Error::NoMatchingPlatform { .. } => false,
         }
     }

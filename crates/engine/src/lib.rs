@@ -3,6 +3,7 @@
 //! does. Saving, uploading, loading and direct copy are all this one job.
 
 pub mod bundle;
+pub mod cache;
 pub mod copy;
 pub mod error;
 pub mod events;

@@ -52,6 +52,10 @@ pub(crate) enum Command {
     Demo,
     /// Serve offline bundles read-only over the registry API, for nodes to pull from
     Serve(ServeArgs),
+    /// Load images into the local Docker or containerd, from a bundle or a registry
+    Load(LoadArgs),
+    /// Show or clean the blob cache (cfg.yaml `cache:`)
+    Cache(CacheArgs),
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -142,4 +146,54 @@ pub(crate) struct ServeArgs {
     /// Address to listen on; port 0 picks a free port
     #[arg(long, default_value = "127.0.0.1:5000", value_name = "ADDR")]
     pub(crate) listen: String,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct LoadArgs {
+    /// The container engine: docker (its API at DOCKER_HOST, default the local socket) or
+    /// containerd (through `ctr`; also spelt ctr)
+    #[arg(long, value_name = "ENGINE")]
+    pub(crate) to: String,
+    /// Load straight from this registry (a cfg.yaml `name` or an address) instead of a bundle
+    #[arg(long, value_name = "SRC")]
+    pub(crate) from: Option<String>,
+    /// A bundle's _meta.yaml; with --from, images to load, in the list's syntax
+    #[arg(value_name = "META | IMAGE")]
+    pub(crate) inputs: Vec<String>,
+    /// The bundle(s) an incremental bundle builds on, for the layers it leaves out (repeatable)
+    #[arg(long, value_name = "META")]
+    pub(crate) base: Vec<PathBuf>,
+    /// Image list file (`-` reads standard input); `src -> new` renames the loaded image
+    #[arg(long, value_name = "FILE")]
+    pub(crate) list: Option<PathBuf>,
+    /// The platform to load from multi-platform images (default: the engine's own)
+    #[arg(long, value_name = "OS/ARCH")]
+    pub(crate) platform: Option<String>,
+    /// containerd namespace (default: CONTAINERD_NAMESPACE, else k8s.io, where the kubelet looks)
+    #[arg(long, value_name = "NAMESPACE")]
+    pub(crate) namespace: Option<String>,
+    /// The engine's address: a DOCKER_HOST value for docker, the socket for containerd
+    /// (default: DOCKER_HOST / CONTAINERD_ADDRESS, else the engine's usual socket)
+    #[arg(long, value_name = "ADDRESS")]
+    pub(crate) address: Option<String>,
+    /// containerd snapshotter to unpack into (default: containerd's own)
+    #[arg(long, value_name = "NAME")]
+    pub(crate) snapshotter: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct CacheArgs {
+    #[command(subcommand)]
+    pub(crate) action: CacheAction,
+    /// The cache directory (default: cfg.yaml `cache.pathname`)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub(crate) enum CacheAction {
+    /// List the cached blobs, least recently used first
+    Ls,
+    /// Remove blobs unused for keepdays, then the least recently used beyond keepsize
+    Prune,
 }

@@ -120,8 +120,8 @@ impl fmt::Debug for RegistryEntry {
 pub(crate) struct CacheConfig {
     pub(crate) pathname: PathBuf,
     pub(crate) keepdays: u32,
-    /// GiB.
-    pub(crate) keepsize: u64,
+    /// `keepsize` (GiB, fractions allowed) in bytes.
+    pub(crate) keep_bytes: u64,
 }
 
 /// One `dingtalk:` robot.
@@ -530,7 +530,8 @@ struct RawCache {
     #[serde(default)]
     keepdays: Option<u32>,
     #[serde(default)]
-    keepsize: Option<u64>,
+    /// GiB; a fraction such as 0.5 is accepted.
+    keepsize: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -626,6 +627,17 @@ fn registries(
         .collect()
 }
 
+impl CacheConfig {
+    /// The original's documented limits, for a cache named only on the command line.
+    pub(crate) fn defaults() -> CacheConfig {
+        CacheConfig {
+            pathname: PathBuf::from("cache"),
+            keepdays: DEFAULT_CACHE_KEEPDAYS,
+            keep_bytes: DEFAULT_CACHE_KEEPSIZE_GIB << 30,
+        }
+    }
+}
+
 impl RawCache {
     fn finish(self) -> Option<CacheConfig> {
         Some(CacheConfig {
@@ -634,10 +646,12 @@ impl RawCache {
                 .keepdays
                 .filter(|&n| n > 0)
                 .unwrap_or(DEFAULT_CACHE_KEEPDAYS),
-            keepsize: self
+            keep_bytes: self
                 .keepsize
-                .filter(|&n| n > 0)
-                .unwrap_or(DEFAULT_CACHE_KEEPSIZE_GIB),
+                .filter(|&gib| gib > 0.0 && gib.is_finite())
+                .map_or(DEFAULT_CACHE_KEEPSIZE_GIB << 30, |gib| {
+                    (gib * (1u64 << 30) as f64) as u64
+                }),
         })
     }
 }
@@ -769,7 +783,7 @@ localstore: data/.blob-store
             Some(CacheConfig {
                 pathname: "cache".into(),
                 keepdays: 3,
-                keepsize: 20
+                keep_bytes: 20 << 30
             })
         );
         assert_eq!(config.lang.as_deref(), Some("zh_CN"));
@@ -817,7 +831,7 @@ localstore: data/.blob-store
             Some(CacheConfig {
                 pathname: "c".into(),
                 keepdays: 7,
-                keepsize: 10
+                keep_bytes: 10 << 30
             })
         );
     }

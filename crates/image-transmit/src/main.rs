@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use rust_i18n::t;
 
-use crate::cli::{Cli, Command, CopyArgs, GlobalOptions, SaveArgs, UploadArgs};
+use crate::cli::{Cli, Command, CopyArgs, GlobalOptions, LoadArgs, SaveArgs, UploadArgs};
 use crate::commands::{RunError, UsageError};
 use crate::config::{Config, ConfigError};
 use crate::legacy::LegacyMode;
@@ -81,6 +81,8 @@ fn main() -> ExitCode {
             Command::Verify(args) => commands::verify::run(args).await,
             Command::Demo => commands::demo::run().await,
             Command::Serve(args) => commands::serve::run(args).await,
+            Command::Load(args) => commands::load::run(&global, args, &config).await,
+            Command::Cache(args) => commands::cache::run(args, &config),
         }
     });
     match outcome {
@@ -131,6 +133,17 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
             retries: invocation.retries,
         };
         return Ok(match legacy::mode(&invocation) {
+            LegacyMode::Transmit if is_local_engine(invocation.dst.as_deref()) => {
+                Invocation::Command(
+                    global,
+                    Box::new(Command::Load(LoadArgs {
+                        to: invocation.dst.clone().unwrap_or_default(),
+                        from: invocation.src.clone(),
+                        list: invocation.lst.clone(),
+                        ..LoadArgs::default()
+                    })),
+                )
+            }
             LegacyMode::Transmit => Invocation::Command(
                 global,
                 Box::new(Command::Copy(CopyArgs {
@@ -170,7 +183,20 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
                     })),
                 )
             }
-            LegacyMode::Watch | LegacyMode::Upload => Invocation::Usage {
+            LegacyMode::Upload => Invocation::Command(
+                global,
+                Box::new(Command::Load(LoadArgs {
+                    to: invocation.dst.clone().unwrap_or_default(),
+                    inputs: invocation
+                        .img
+                        .iter()
+                        .map(|meta| meta.display().to_string())
+                        .collect(),
+                    list: invocation.lst.clone(),
+                    ..LoadArgs::default()
+                })),
+            ),
+            LegacyMode::Watch => Invocation::Usage {
                 message: Some(t!("error.mode_not_available").to_string()),
                 status: 2,
             },
@@ -193,7 +219,7 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
     }
 }
 
-/// `-dst=docker` and `-dst=ctr` name the local engines, not registries (issue 4 brings them).
+/// `-dst=docker` and `-dst=ctr` name the local engines, not registries.
 fn is_local_engine(target: Option<&str>) -> bool {
     matches!(target, Some("docker" | "ctr"))
 }

@@ -29,6 +29,26 @@ pub(crate) fn explain(error: &Error) -> String {
         Error::Io { path, source } => {
             t!("error.io", path = path, detail = source.to_string()).to_string()
         }
+        Error::EngineUnreachable { address, detail } => t!(
+            "error.engine_unreachable",
+            address = address,
+            detail = detail
+        )
+        .to_string(),
+        Error::EngineFailed { address, detail } => {
+            t!("error.engine_failed", address = address, detail = detail).to_string()
+        }
+        Error::LoadRejected {
+            engine,
+            name,
+            message,
+        } => t!(
+            "error.load_rejected",
+            engine = engine,
+            image = name,
+            detail = message
+        )
+        .to_string(),
         Error::NoMatchingPlatform {
             reference,
             wanted,

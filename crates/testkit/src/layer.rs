@@ -56,6 +56,21 @@ impl Layer {
         }
     }
 
+    /// A layer whose digests are right but whose content, once unzipped, is not a tar archive:
+    /// registries and digest checks accept it, a container engine cannot unpack it.
+    pub fn not_a_tar(seed: u64, size: usize) -> Layer {
+        let mut content = vec![0; size];
+        fastrand::Rng::with_seed(seed).fill(&mut content);
+        let mut gzip = GzEncoder::new(Vec::new(), Compression::fast());
+        gzip.write_all(&content).unwrap();
+        let bytes = gzip.finish().unwrap();
+        Layer {
+            digest: sha256_digest(&bytes),
+            diff_id: sha256_digest(&content),
+            bytes,
+        }
+    }
+
     /// The compressed layer, exactly as pushed to a registry.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes

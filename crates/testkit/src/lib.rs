@@ -14,6 +14,8 @@
 //! Needed on `PATH`: `docker-registry` (Debian package `docker-registry`), `skopeo`,
 //! `htpasswd` (`apache2-utils`) and `openssl`.
 
+#[cfg(unix)]
+mod engines;
 mod http;
 mod image;
 mod layer;
@@ -26,6 +28,8 @@ mod tools;
 
 use sha2::{Digest, Sha256};
 
+#[cfg(unix)]
+pub use engines::{TestContainerd, TestPodman};
 pub use image::{ChildManifest, PushedImage, push_docker_image, push_oci_image, push_oci_index};
 pub use layer::Layer;
 pub use registry::{RegistryOptions, TestRegistry, free_port, registry_has_blob};

@@ -2,6 +2,7 @@
 //! original tool's (see `docs/bundle-format.md`).
 
 pub mod archive;
+pub mod chain;
 pub mod compress;
 pub mod meta;
 pub mod parts;

@@ -1,6 +1,8 @@
 //! The two seams of the engine: where images come from and where they go. Every mode
 //! (copy, save, upload, load, serve) is the same copy between one source and one destination.
 
+pub mod containerd;
+pub mod docker_daemon;
 pub mod oci_layout;
 pub mod registry;
 
@@ -80,6 +82,22 @@ pub trait ImageDestination: Send + Sync {
         manifest: &Manifest,
         role: ManifestRole,
     ) -> Result<()>;
+}
+
+/// Where whole images go in one piece: a container engine that loads `docker save` archives
+/// (the Docker Engine API, containerd). It cannot take blobs one by one, so the engine builds
+/// one archive per image and streams it in.
+#[async_trait]
+pub trait ImageLoader: Send + Sync {
+    fn describe(&self) -> String;
+
+    /// Whether `name` already names the image whose config (the image ID) is `config`.
+    async fn has_image(&self, name: &str, config: &Digest) -> Result<bool>;
+
+    /// Loads one image from a `docker save` archive streamed as `archive`, tagged `name`.
+    /// Fails when the stream breaks or the engine rejects the archive; a failed load must
+    /// leave no tag behind.
+    async fn load(&self, name: &str, archive: ByteStream) -> Result<()>;
 }
 
 /// Which manifest of an image is being stored.

@@ -9,10 +9,10 @@ use engine::plan::{self, ListOptions};
 use engine::transport::registry::{RegistryDestination, RegistrySource};
 
 use super::{
-    JobSettings, RunError, finish, list_endpoint, open_source, open_target, platform_filters,
-    read_lines, run_job,
+    JobSettings, RunError, Sink, check_source, finish, list_endpoint, open_source, open_target,
+    platform_filters, read_lines, run_job,
 };
-use crate::cli::{CopyArgs, GlobalOptions};
+use crate::cli::{CopyArgs, GlobalOptions, LoadArgs};
 use crate::config::Config;
 use crate::messages::explain_registry;
 
@@ -21,6 +21,18 @@ pub(crate) async fn run(
     args: &CopyArgs,
     config: &Config,
 ) -> anyhow::Result<ExitCode> {
+    // `--to docker` / `--to containerd`: a pull straight into the local engine.
+    if super::load::Engine::parse(&args.to).is_some() {
+        let load = LoadArgs {
+            to: args.to.clone(),
+            from: Some(args.from.clone()),
+            inputs: args.images.clone(),
+            list: args.list.clone(),
+            platform: args.platform.clone(),
+            ..LoadArgs::default()
+        };
+        return super::load::run(global, &load, config).await;
+    }
     let (_, source) = open_source(config, &args.from)?;
     let (target_entry, target) = open_target(config, &args.to)?;
     let settings = JobSettings::new(config, global.maxconn, global.retries);
@@ -36,10 +48,7 @@ pub(crate) async fn run(
 
     // One clear error for an unreachable registry or a wrong password, not one per image.
     if let Some(first) = pairs.first() {
-        source
-            .check(&first.source.repository, false)
-            .await
-            .map_err(|e| RunError(explain_registry(&e)))?;
+        check_source(&source, &first.source.repository, &settings).await?;
         target
             .check(&first.target.repository, true)
             .await
@@ -55,8 +64,9 @@ pub(crate) async fn run(
     };
     let report = run_job(
         Arc::new(RegistrySource::new(source.clone())),
-        Arc::new(RegistryDestination::new(target.clone())),
+        Sink::Pieces(Arc::new(RegistryDestination::new(target.clone()))),
         options,
+        &settings,
         pairs,
         invalid,
     )

@@ -2,8 +2,10 @@
 //! cfg.yaml entries, reading image lists, and the job's closing summary.
 #![allow(clippy::print_stdout)]
 
+pub(crate) mod cache;
 pub(crate) mod copy;
 pub(crate) mod demo;
+pub(crate) mod load;
 pub(crate) mod save;
 pub(crate) mod serve;
 pub(crate) mod upload;
@@ -16,16 +18,18 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use engine::cache::{BlobCache, CacheLimits, CachingSource};
 use engine::plan::{self, Endpoint, ImagePair, InvalidLine};
-use engine::transport::{ImageDestination, ImageSource};
+use engine::transport::{ImageDestination, ImageLoader, ImageSource};
 use engine::{CopyJob, CopyOptions, JobReport, Observers, PlatformFilter};
 use registry::{Credentials, Registry, RegistryOptions, RetryPolicy, TlsOptions};
 use rust_i18n::t;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, RegistryEntry};
+use crate::config::{CacheConfig, Config, RegistryEntry};
 use crate::messages::{explain, explain_plan};
 use crate::progress::Progress;
+use crate::status_format::format_bytes;
 
 /// A failure the user caused by how the tool was called or configured: exit status 2.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +46,8 @@ pub(crate) struct RunError(pub(crate) String);
 pub(crate) struct JobSettings {
     pub(crate) max_connections: usize,
     pub(crate) retries: u32,
+    /// cfg.yaml `cache:`: blobs read through it when set.
+    pub(crate) cache: Option<CacheConfig>,
 }
 
 impl JobSettings {
@@ -53,6 +59,7 @@ impl JobSettings {
         JobSettings {
             max_connections: maxconn.filter(|n| *n > 0).unwrap_or(config.maxconn),
             retries: retries.unwrap_or(config.retries),
+            cache: config.cache.clone(),
         }
     }
 }
@@ -92,6 +99,29 @@ pub(crate) fn platform_filters(
         .transpose()
         .map_err(UsageError)?
         .unwrap_or_default())
+}
+
+/// Checks once, before any image, that the source answers and takes the login. With a blob
+/// cache a source that cannot be reached is only a warning: the cache may hold every image.
+pub(crate) async fn check_source(
+    registry: &Registry,
+    repository: &str,
+    settings: &JobSettings,
+) -> anyhow::Result<()> {
+    match registry.check(repository, false).await {
+        Ok(()) => Ok(()),
+        Err(error) if settings.cache.is_some() && error.is_retryable() => {
+            eprintln!(
+                "{}",
+                t!(
+                    "cache.source_unreachable",
+                    detail = crate::messages::explain_registry(&error)
+                )
+            );
+            Ok(())
+        }
+        Err(error) => Err(RunError(crate::messages::explain_registry(&error)).into()),
+    }
 }
 
 /// Opens a registry as a cfg.yaml entry describes it.
@@ -139,25 +169,111 @@ pub(crate) fn list_endpoint(registry: &Registry) -> Endpoint {
     }
 }
 
-/// Runs a copy job with the status line and Ctrl-C handling every command shares.
+/// Where a command's job puts images.
+pub(crate) enum Sink {
+    /// Blob by blob, manifest by manifest: a registry or a bundle.
+    Pieces(Arc<dyn ImageDestination>),
+    /// Whole images: a container engine.
+    Whole(Arc<dyn ImageLoader>),
+}
+
+/// Runs a copy job with the status line, Ctrl-C handling and blob cache every command shares.
 pub(crate) async fn run_job(
     source: Arc<dyn ImageSource>,
-    destination: Arc<dyn ImageDestination>,
+    sink: Sink,
     options: CopyOptions,
+    settings: &JobSettings,
     pairs: Vec<ImagePair>,
     invalid: Vec<InvalidLine>,
 ) -> JobReport {
+    let cache = settings.cache.as_ref().and_then(open_cache);
+    let in_use = cache.as_ref().and_then(|cache| {
+        evict(cache);
+        cache.use_shared().ok()
+    });
+    let source: Arc<dyn ImageSource> = match &cache {
+        Some(cache) => Arc::new(CachingSource::new(source, cache.clone())),
+        None => source,
+    };
+
     let cancel = CancellationToken::new();
     watch_interrupts(cancel.clone());
     let progress = Progress::new();
-    let observers = Observers::new().with(progress.clone());
-    let job = CopyJob::new(source, destination, options, Arc::new(observers), cancel);
+    let observers: Arc<Observers> = Arc::new(Observers::new().with(progress.clone()));
+    let job = match sink {
+        Sink::Pieces(destination) => CopyJob::new(source, destination, options, observers, cancel),
+        Sink::Whole(loader) => CopyJob::loading(source, loader, options, observers, cancel),
+    };
     let ticker_stop = CancellationToken::new();
     let ticker = progress.spawn_ticker(ticker_stop.clone());
     let report = job.run(pairs, invalid).await;
     ticker_stop.cancel();
     let _ = ticker.await;
+
+    if let Some(cache) = &cache {
+        drop(in_use);
+        let stats = cache.stats();
+        println!(
+            "{}",
+            t!(
+                "cache.summary",
+                hits = stats.hits,
+                saved = format_bytes(stats.bytes_saved),
+                stored = stats.stored
+            )
+        );
+        if stats.manifests_offline > 0 {
+            println!(
+                "{}",
+                t!("cache.offline_manifests", count = stats.manifests_offline)
+            );
+        }
+        evict(cache);
+    }
     report
+}
+
+/// The blob cache cfg.yaml asks for; a cache that cannot be opened is warned about and left
+/// out, since it only ever saves downloads.
+pub(crate) fn open_cache(config: &CacheConfig) -> Option<Arc<BlobCache>> {
+    match BlobCache::open(&config.pathname, cache_limits(config)) {
+        Ok(cache) => Some(Arc::new(cache)),
+        Err(error) => {
+            eprintln!(
+                "{}",
+                t!(
+                    "cache.unusable",
+                    path = config.pathname.display(),
+                    detail = explain(&error)
+                )
+            );
+            None
+        }
+    }
+}
+
+pub(crate) fn cache_limits(config: &CacheConfig) -> CacheLimits {
+    const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+    CacheLimits {
+        keep_for: (config.keepdays > 0).then(|| DAY * config.keepdays),
+        keep_bytes: (config.keep_bytes > 0).then_some(config.keep_bytes),
+    }
+}
+
+/// Applies the cache's limits, saying so when it removed anything.
+fn evict(cache: &BlobCache) {
+    match cache.evict() {
+        Ok(eviction) if eviction.removed > 0 => println!(
+            "{}",
+            t!(
+                "cache.evicted",
+                count = eviction.removed,
+                size = format_bytes(eviction.removed_bytes)
+            )
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(error = %explain(&error), "cache eviction failed"),
+    }
 }
 
 /// Ctrl-C stops the job cleanly: in-flight uploads are abandoned and no tag is pushed for an

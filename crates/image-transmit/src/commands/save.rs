@@ -15,12 +15,12 @@ use engine::transport::registry::RegistrySource;
 use rust_i18n::t;
 
 use super::{
-    JobSettings, RunError, UsageError, finish, list_endpoint, open_source, platform_filters,
-    read_lines, run_job,
+    JobSettings, RunError, Sink, UsageError, check_source, finish, list_endpoint, open_source,
+    platform_filters, read_lines, run_job,
 };
 use crate::cli::{GlobalOptions, SaveArgs};
 use crate::config::Config;
-use crate::messages::{explain, explain_registry};
+use crate::messages::explain;
 
 pub(crate) async fn run(
     global: &GlobalOptions,
@@ -87,10 +87,7 @@ pub(crate) async fn run(
         pair.target = pair.source.clone();
     }
     if let Some(first) = pairs.first() {
-        source
-            .check(&first.source.repository, false)
-            .await
-            .map_err(|e| RunError(explain_registry(&e)))?;
+        check_source(&source, &first.source.repository, &settings).await?;
     }
 
     let now = jiff::Zoned::now();
@@ -132,8 +129,9 @@ pub(crate) async fn run(
     };
     let report = run_job(
         Arc::new(RegistrySource::new(source.clone())),
-        writer.clone(),
+        Sink::Pieces(writer.clone()),
         options,
+        &settings,
         pairs,
         invalid,
     )

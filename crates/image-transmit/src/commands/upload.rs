@@ -17,7 +17,7 @@ use registry::manifest::{self, ParsedManifest};
 use registry::{Digest, Registry};
 use rust_i18n::t;
 
-use super::{JobSettings, RunError, finish, list_endpoint, open_target, run_job};
+use super::{JobSettings, RunError, Sink, finish, list_endpoint, open_target, run_job};
 use crate::cli::{GlobalOptions, UploadArgs};
 use crate::config::Config;
 use crate::messages::{explain, explain_registry};
@@ -75,8 +75,9 @@ pub(crate) async fn run(
     let reader = Arc::new(reader);
     let report = run_job(
         reader.clone(),
-        Arc::new(RegistryDestination::new(target.clone())),
+        Sink::Pieces(Arc::new(RegistryDestination::new(target.clone()))),
         options,
+        &settings,
         pairs,
         invalid,
     )
@@ -94,7 +95,7 @@ pub(crate) async fn run(
 }
 
 /// Every data file must be there with the size the meta records; all problems are listed.
-fn refuse_damaged_parts(meta_path: &Path) -> anyhow::Result<()> {
+pub(crate) fn refuse_damaged_parts(meta_path: &Path) -> anyhow::Result<()> {
     let meta = engine::bundle::meta::BundleMeta::read(meta_path)
         .map_err(|e| RunError(explain(&engine::Error::from(e))))?;
     let directory = meta_path.parent().unwrap_or(Path::new("."));

@@ -11,4 +11,5 @@ mod demo;
 mod errors;
 mod faults;
 mod legacy;
+mod load;
 mod serve;
