@@ -431,6 +431,29 @@ struct CachedRead {
     done: bool,
 }
 
+impl CachedRead {
+    /// Called once the whole size is read: whether the content is the blob. A damaged copy
+    /// is removed, so the retry the error causes downloads the blob afresh.
+    fn check(&mut self) -> Option<registry::Error> {
+        self.done = true;
+        let actual = std::mem::take(&mut self.hasher).finish();
+        if actual == self.descriptor.digest {
+            self.cache.hits.fetch_add(1, Relaxed);
+            self.cache
+                .bytes_saved
+                .fetch_add(self.descriptor.size, Relaxed);
+            return None;
+        }
+        tracing::info!(digest = %self.descriptor.digest, "a cached blob is damaged; fetching it again");
+        self.cache.remove(&self.descriptor.digest);
+        Some(registry::Error::DigestMismatch {
+            expected: self.descriptor.digest.clone(),
+            actual,
+            bytes: self.descriptor.size,
+        })
+    }
+}
+
 impl Stream for CachedRead {
     type Item = Result<Bytes, registry::Error>;
 
@@ -439,30 +462,32 @@ impl Stream for CachedRead {
         if this.done {
             return Poll::Ready(None);
         }
-        let mut buffer = vec![0u8; CHUNK];
+        let remaining = this.descriptor.size - this.hasher.len();
+        if remaining == 0 {
+            // An empty blob: nothing to read, only the digest to check.
+            return Poll::Ready(this.check().map(Err));
+        }
+        let mut buffer = vec![0u8; CHUNK.min(remaining as usize)];
         match this.file.read(&mut buffer) {
             Ok(0) => {
                 this.done = true;
-                let actual = std::mem::take(&mut this.hasher).finish();
-                if actual == this.descriptor.digest {
-                    this.cache.hits.fetch_add(1, Relaxed);
-                    this.cache
-                        .bytes_saved
-                        .fetch_add(this.descriptor.size, Relaxed);
-                    return Poll::Ready(None);
-                }
-                tracing::warn!(digest = %this.descriptor.digest, "a cached blob is damaged; fetching it again");
                 this.cache.remove(&this.descriptor.digest);
-                // A digest mismatch is retried, and the retry finds no cached copy.
-                Poll::Ready(Some(Err(registry::Error::DigestMismatch {
-                    expected: this.descriptor.digest.clone(),
-                    actual,
-                    bytes: this.descriptor.size,
+                Poll::Ready(Some(Err(registry::Error::SizeMismatch {
+                    digest: this.descriptor.digest.clone(),
+                    expected: this.descriptor.size,
+                    actual: this.hasher.len(),
                 })))
             }
             Ok(read) => {
                 buffer.truncate(read);
                 this.hasher.update(&buffer);
+                // Like the engine's own check, the last chunk is held back until it is known
+                // to complete the right content: a consumer may stop reading at the size.
+                if this.hasher.len() == this.descriptor.size
+                    && let Some(error) = this.check()
+                {
+                    return Poll::Ready(Some(Err(error)));
+                }
                 Poll::Ready(Some(Ok(Bytes::from(buffer))))
             }
             Err(error) => {
@@ -535,6 +560,10 @@ impl Stream for Tee {
                         this.abandon();
                     } else {
                         this.hasher.update(chunk);
+                        // The consumer may stop at the blob's size without asking for more.
+                        if this.hasher.len() >= this.descriptor.size {
+                            this.commit();
+                        }
                     }
                 }
             }

@@ -5,6 +5,7 @@ mod archives;
 mod auth;
 mod bundle_support;
 mod bundles;
+mod cache;
 mod common;
 mod copy;
 mod demo;
