@@ -273,10 +273,25 @@ fn containerd_imports_into_k8s_io_from_a_registry_and_a_bundle() {
     let host = source.host();
     for image in [&app, &web] {
         let name = format!("{host}/{}", line(image));
-        assert!(
-            images.iter().any(|(listed, _)| listed.ends_with(&name)),
-            "{name} not in {images:?}"
-        );
+        let (_, manifest_digest) = images
+            .iter()
+            .find(|(listed, _)| listed.ends_with(&name))
+            .unwrap_or_else(|| panic!("{name} not in {images:?}"));
+        // containerd writes its own manifest for an imported archive; its config and layers
+        // are the source's.
+        let manifest = containerd
+            .ctr("k8s.io", &["content", "get", manifest_digest])
+            .unwrap();
+        let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+        assert_eq!(manifest["config"]["digest"], config_of(image), "{manifest}");
+        let layers: Vec<&str> = manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|layer| layer["digest"].as_str().unwrap())
+            .collect();
+        let expected: Vec<&str> = image.blobs[1..].iter().map(String::as_str).collect();
+        assert_eq!(layers, expected);
     }
     assert!(containerd.images("default").is_empty());
 }
