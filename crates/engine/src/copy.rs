@@ -233,7 +233,7 @@ struct Counters {
 /// Where a job puts images: somewhere that takes blobs and manifests one by one (a registry, a
 /// bundle), or a container engine that takes each image whole, as one archive.
 #[derive(Clone)]
-enum Sink {
+pub enum Sink {
     Pieces(Arc<dyn ImageDestination>),
     Whole(Arc<dyn ImageLoader>),
 }
@@ -270,27 +270,6 @@ struct Resolved {
 
 impl CopyJob {
     pub fn new(
-        source: Arc<dyn ImageSource>,
-        destination: Arc<dyn ImageDestination>,
-        options: CopyOptions,
-        observer: Arc<dyn Observer>,
-        cancel: CancellationToken,
-    ) -> Arc<CopyJob> {
-        CopyJob::with_sink(source, Sink::Pieces(destination), options, observer, cancel)
-    }
-
-    /// A job that loads each image, whole, into a container engine (Docker, containerd).
-    pub fn loading(
-        source: Arc<dyn ImageSource>,
-        loader: Arc<dyn ImageLoader>,
-        options: CopyOptions,
-        observer: Arc<dyn Observer>,
-        cancel: CancellationToken,
-    ) -> Arc<CopyJob> {
-        CopyJob::with_sink(source, Sink::Whole(loader), options, observer, cancel)
-    }
-
-    fn with_sink(
         source: Arc<dyn ImageSource>,
         sink: Sink,
         options: CopyOptions,

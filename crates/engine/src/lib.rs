@@ -12,6 +12,6 @@ pub mod sample;
 pub mod transport;
 mod verify;
 
-pub use copy::{CopyJob, CopyOptions, ImageReport, ImageStatus, JobReport, PlatformFilter};
+pub use copy::{CopyJob, CopyOptions, ImageReport, ImageStatus, JobReport, PlatformFilter, Sink};
 pub use error::{Error, Result};
 pub use events::{BlobOutcome, Event, ImageId, Observer, Observers};

@@ -42,18 +42,7 @@ impl Layer {
                 content.as_slice(),
             )
             .unwrap();
-        let tar = archive.into_inner().unwrap();
-
-        // Random bytes do not compress, so the fastest level costs nothing in size.
-        let mut gzip = GzEncoder::new(Vec::new(), Compression::fast());
-        gzip.write_all(&tar).unwrap();
-        let bytes = gzip.finish().unwrap();
-
-        Layer {
-            digest: sha256_digest(&bytes),
-            diff_id: sha256_digest(&tar),
-            bytes,
-        }
+        Layer::gzipped(archive.into_inner().unwrap())
     }
 
     /// A layer whose digests are right but whose content, once unzipped, is not a tar archive:
@@ -61,12 +50,17 @@ impl Layer {
     pub fn not_a_tar(seed: u64, size: usize) -> Layer {
         let mut content = vec![0; size];
         fastrand::Rng::with_seed(seed).fill(&mut content);
+        Layer::gzipped(content)
+    }
+
+    fn gzipped(uncompressed: Vec<u8>) -> Layer {
+        // Random bytes do not compress, so the fastest level costs nothing in size.
         let mut gzip = GzEncoder::new(Vec::new(), Compression::fast());
-        gzip.write_all(&content).unwrap();
+        gzip.write_all(&uncompressed).unwrap();
         let bytes = gzip.finish().unwrap();
         Layer {
             digest: sha256_digest(&bytes),
-            diff_id: sha256_digest(&content),
+            diff_id: sha256_digest(&uncompressed),
             bytes,
         }
     }

@@ -18,7 +18,7 @@ use engine::sample::write_sample_layout;
 use engine::transport::ImageSource;
 use engine::transport::oci_layout::OciLayoutSource;
 use engine::transport::registry::RegistrySource;
-use engine::{CopyJob, CopyOptions, Observers};
+use engine::{CopyJob, CopyOptions, Observers, Sink};
 use registry::reference::Target;
 use registry::{Digest, Registry, RegistryOptions};
 use rust_i18n::t;
@@ -148,7 +148,7 @@ async fn save(
     };
     let job = CopyJob::new(
         source,
-        writer.clone(),
+        Sink::Pieces(writer.clone()),
         CopyOptions::default(),
         Arc::new(Observers::new()),
         CancellationToken::new(),

@@ -18,9 +18,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+pub(crate) use engine::Sink;
 use engine::cache::{BlobCache, CacheLimits, CachingSource};
 use engine::plan::{self, Endpoint, ImagePair, InvalidLine};
-use engine::transport::{ImageDestination, ImageLoader, ImageSource};
+use engine::transport::ImageSource;
 use engine::{CopyJob, CopyOptions, JobReport, Observers, PlatformFilter};
 use registry::{Credentials, Registry, RegistryOptions, RetryPolicy, TlsOptions};
 use rust_i18n::t;
@@ -169,14 +170,6 @@ pub(crate) fn list_endpoint(registry: &Registry) -> Endpoint {
     }
 }
 
-/// Where a command's job puts images.
-pub(crate) enum Sink {
-    /// Blob by blob, manifest by manifest: a registry or a bundle.
-    Pieces(Arc<dyn ImageDestination>),
-    /// Whole images: a container engine.
-    Whole(Arc<dyn ImageLoader>),
-}
-
 /// Runs a copy job with the status line, Ctrl-C handling and blob cache every command shares.
 pub(crate) async fn run_job(
     source: Arc<dyn ImageSource>,
@@ -200,10 +193,7 @@ pub(crate) async fn run_job(
     watch_interrupts(cancel.clone());
     let progress = Progress::new();
     let observers: Arc<Observers> = Arc::new(Observers::new().with(progress.clone()));
-    let job = match sink {
-        Sink::Pieces(destination) => CopyJob::new(source, destination, options, observers, cancel),
-        Sink::Whole(loader) => CopyJob::loading(source, loader, options, observers, cancel),
-    };
+    let job = CopyJob::new(source, sink, options, observers, cancel);
     let ticker_stop = CancellationToken::new();
     let ticker = progress.spawn_ticker(ticker_stop.clone());
     let report = job.run(pairs, invalid).await;
