@@ -174,6 +174,8 @@ pub struct JobReport {
     pub blobs_mounted: usize,
     pub elapsed: Duration,
     pub cancelled: bool,
+    /// What the blob cache saved, when the job read through one.
+    pub cache: Option<crate::cache::CacheStats>,
 }
 
 impl JobReport {

@@ -57,6 +57,12 @@ pub(crate) fn write(
             "existing": report.blobs_existing,
             "mounted": report.blobs_mounted,
         },
+        "cache": report.cache.map(|cache| json!({
+            "hits": cache.hits,
+            "bytes_saved": cache.bytes_saved,
+            "stored": cache.stored,
+            "manifests_offline": cache.manifests_offline,
+        })),
         "elapsed_seconds": report.elapsed.as_secs_f64(),
         "images": images,
         "invalid": invalid,

@@ -200,24 +200,10 @@ pub(crate) async fn run_job(
     ticker_stop.cancel();
     let _ = ticker.await;
 
+    let mut report = report;
     if let Some(cache) = &cache {
         drop(in_use);
-        let stats = cache.stats();
-        println!(
-            "{}",
-            t!(
-                "cache.summary",
-                hits = stats.hits,
-                saved = format_bytes(stats.bytes_saved),
-                stored = stats.stored
-            )
-        );
-        if stats.manifests_offline > 0 {
-            println!(
-                "{}",
-                t!("cache.offline_manifests", count = stats.manifests_offline)
-            );
-        }
+        report.cache = Some(cache.stats());
         evict(cache);
     }
     report
@@ -327,6 +313,23 @@ pub(crate) fn finish(report: &JobReport) -> ExitCode {
             invalid = report.invalid.len()
         )
     );
+    if let Some(stats) = &report.cache {
+        println!(
+            "{}",
+            t!(
+                "cache.summary",
+                hits = stats.hits,
+                saved = format_bytes(stats.bytes_saved),
+                stored = stats.stored
+            )
+        );
+        if stats.manifests_offline > 0 {
+            println!(
+                "{}",
+                t!("cache.offline_manifests", count = stats.manifests_offline)
+            );
+        }
+    }
     if !report.invalid.is_empty() {
         println!("{}", t!("summary.invalid_images"));
         for (line, error) in &report.invalid {

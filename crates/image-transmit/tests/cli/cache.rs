@@ -77,7 +77,10 @@ fn a_second_save_runs_from_the_cache_with_the_source_stopped() {
     assert!(cached_files(&cache).iter().all(|(_, sound)| *sound));
 
     source.stop();
-    let (second, second_meta) = save(dir.path(), &url, &args);
+    let report = dir.path().join("report.json");
+    let mut with_report = args.clone();
+    with_report.extend(["--json", report.to_str().unwrap()]);
+    let (second, second_meta) = save(dir.path(), &url, &with_report);
     let text = output_text(&second);
     assert_success(&second);
     let blobs = app.blobs.len() + web.blobs.len() + multi.blobs.len();
@@ -86,6 +89,9 @@ fn a_second_save_runs_from_the_cache_with_the_source_stopped() {
         "{text}"
     );
     assert!(text.contains("manifest(s) read from the cache"), "{text}");
+    let report: serde_json::Value = serde_json::from_slice(&fs::read(&report).unwrap()).unwrap();
+    assert_eq!(report["cache"]["hits"], blobs, "{report}");
+    assert_eq!(report["cache"]["stored"], 0, "{report}");
     assert_ne!(first_meta, second_meta);
     assert_success(&verify(&second_meta));
     assert_eq!(
