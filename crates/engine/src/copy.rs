@@ -40,6 +40,9 @@ pub struct CopyOptions {
     /// Put before the target name of an image loaded into a container engine (Docker,
     /// containerd): the registry host the image is known by there.
     pub loaded_name_host: Option<String>,
+    /// When cancelled, images not yet started are left out of the job while those in flight
+    /// finish: the graceful stop of a daemon, where the job's own cancellation abandons them.
+    pub stop_starting: Option<CancellationToken>,
 }
 
 impl Default for CopyOptions {
@@ -55,6 +58,7 @@ impl Default for CopyOptions {
             platforms: Vec::new(),
             platform_as_manifest: false,
             loaded_name_host: None,
+            stop_starting: None,
         }
     }
 }
@@ -328,7 +332,12 @@ impl CopyJob {
                 Ok(image_report) => report.images.push(image_report),
                 Err(panic) => tracing::error!(%panic, "image task ended abnormally"),
             }
-            if let Some(image) = waiting.next() {
+            let stopping = self
+                .options
+                .stop_starting
+                .as_ref()
+                .is_some_and(CancellationToken::is_cancelled);
+            if !stopping && let Some(image) = waiting.next() {
                 let job = self.clone();
                 running.spawn(async move { job.copy_image(image).await });
             }

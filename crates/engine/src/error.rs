@@ -13,6 +13,9 @@ pub enum Error {
     Meta(#[from] crate::bundle::meta::MetaError),
 
     #[error(transparent)]
+    WatchLine(#[from] crate::watch::WatchLineError),
+
+    #[error(transparent)]
     Part(#[from] crate::bundle::parts::PartError),
 
     #[error("blob {digest} in {origin} is damaged: {error}")]
@@ -60,6 +63,7 @@ impl Error {
             Error::Plan(_)
             | Error::Meta(_)
             | Error::Part(_)
+            | Error::WatchLine(_)
             | Error::Io { .. }
             | Error::DamagedBlob { .. }
             | Error::Cancelled

@@ -11,6 +11,7 @@ pub mod plan;
 pub mod sample;
 pub mod transport;
 mod verify;
+pub mod watch;
 
 pub use copy::{CopyJob, CopyOptions, ImageReport, ImageStatus, JobReport, PlatformFilter, Sink};
 pub use error::{Error, Result};

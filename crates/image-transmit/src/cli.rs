@@ -56,6 +56,8 @@ pub(crate) enum Command {
     Load(LoadArgs),
     /// Show or clean the blob cache (cfg.yaml `cache:`)
     Cache(CacheArgs),
+    /// Copy every new tag of the listed repositories, again and again (a daemon)
+    Watch(WatchArgs),
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -196,4 +198,41 @@ pub(crate) enum CacheAction {
     Ls,
     /// Remove blobs unused for keepdays, then the least recently used beyond keepsize
     Prune,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct WatchArgs {
+    /// Source registry: a `name` from cfg.yaml or an address
+    #[arg(long, value_name = "SRC")]
+    pub(crate) from: String,
+    /// Target registry: a `name` from cfg.yaml or an address
+    #[arg(long, value_name = "DST")]
+    pub(crate) to: String,
+    /// Watch list: `ns/repo:MINTAG [include=RE] [exclude=RE] [semver=RANGE] [-> ns2/repo2]`
+    #[arg(long, value_name = "FILE")]
+    pub(crate) list: PathBuf,
+    /// Seconds between cycles (cfg.yaml `interval`, default 60)
+    #[arg(long, value_name = "SECS")]
+    pub(crate) interval: Option<u64>,
+    /// Start cycles on a cron schedule instead, e.g. "*/10 * * * *"
+    #[arg(long, value_name = "EXPR", conflicts_with = "interval")]
+    pub(crate) cron: Option<String>,
+    /// Copy a tag again when its digest on the source moved (mutable tags such as latest)
+    #[arg(long)]
+    pub(crate) follow_mutable: bool,
+    /// Serve /healthz and Prometheus /metrics on this address
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<String>,
+    /// The history file (default data/history.yaml)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) history: Option<PathBuf>,
+    /// Run one cycle and exit (1 when anything failed): for a cron job or a check
+    #[arg(long)]
+    pub(crate) once: bool,
+    /// Platforms to copy from multi-platform images, e.g. linux/amd64,linux/arm64
+    #[arg(long, value_name = "OS/ARCH,…")]
+    pub(crate) platform: Option<String>,
+    /// With one platform selected, push its manifest instead of a one-entry index
+    #[arg(long)]
+    pub(crate) platform_as_manifest: bool,
 }

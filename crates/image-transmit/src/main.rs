@@ -20,7 +20,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use rust_i18n::t;
 
-use crate::cli::{Cli, Command, CopyArgs, GlobalOptions, LoadArgs, SaveArgs, UploadArgs};
+use crate::cli::{
+    Cli, Command, CopyArgs, GlobalOptions, LoadArgs, SaveArgs, UploadArgs, WatchArgs,
+};
 use crate::commands::{RunError, UsageError};
 use crate::config::{Config, ConfigError};
 use crate::legacy::LegacyMode;
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => commands::serve::run(args).await,
             Command::Load(args) => commands::load::run(&global, args, &config).await,
             Command::Cache(args) => commands::cache::run(args, &config),
+            Command::Watch(args) => commands::watch::run(&global, args, &config).await,
         }
     });
     match outcome {
@@ -196,10 +199,15 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
                     ..LoadArgs::default()
                 })),
             ),
-            LegacyMode::Watch => Invocation::Usage {
-                message: Some(t!("error.mode_not_available").to_string()),
-                status: 2,
-            },
+            LegacyMode::Watch => Invocation::Command(
+                global,
+                Box::new(Command::Watch(WatchArgs {
+                    from: invocation.src.clone().unwrap_or_default(),
+                    to: invocation.dst.clone().unwrap_or_default(),
+                    list: invocation.lst.clone().unwrap_or_default(),
+                    ..WatchArgs::default()
+                })),
+            ),
         });
     }
     match Cli::try_parse_from(

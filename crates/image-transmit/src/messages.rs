@@ -12,6 +12,7 @@ pub(crate) fn explain(error: &Error) -> String {
     match error {
         Error::Registry(error) => explain_registry(error),
         Error::Plan(error) => explain_plan(error),
+        Error::WatchLine(error) => explain_watch_line(error),
         Error::Meta(error) => t!("error.bundle_meta", detail = error.to_string()).to_string(),
         Error::Part(error) => explain_part(error),
         Error::DamagedBlob {
@@ -60,6 +61,31 @@ pub(crate) fn explain(error: &Error) -> String {
             available = available
         )
         .to_string(),
+    }
+}
+
+fn explain_watch_line(error: &engine::watch::WatchLineError) -> String {
+    use engine::watch::WatchLineError;
+    match error {
+        WatchLineError::Plan(error) => explain_plan(error),
+        WatchLineError::Digest(digest) => t!("error.watch_digest", digest = digest).to_string(),
+        WatchLineError::Pattern {
+            option,
+            pattern,
+            detail,
+        } => t!(
+            "error.watch_pattern",
+            option = option,
+            pattern = pattern,
+            detail = detail
+        )
+        .to_string(),
+        WatchLineError::Range { range, detail } => {
+            t!("error.watch_range", range = range, detail = detail).to_string()
+        }
+        WatchLineError::UnknownOption(option) => {
+            t!("error.watch_option", option = option).to_string()
+        }
     }
 }
 

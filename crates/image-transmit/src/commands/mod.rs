@@ -10,6 +10,7 @@ pub(crate) mod save;
 pub(crate) mod serve;
 pub(crate) mod upload;
 pub(crate) mod verify;
+pub(crate) mod watch;
 
 use std::io::{IsTerminal, Read};
 use std::path::Path;
@@ -190,7 +191,10 @@ pub(crate) async fn run_job(
     };
 
     let cancel = CancellationToken::new();
-    watch_interrupts(cancel.clone());
+    // A caller that stops the job gracefully handles the signals itself.
+    if options.stop_starting.is_none() {
+        watch_interrupts(cancel.clone());
+    }
     let progress = Progress::new();
     let observers: Arc<Observers> = Arc::new(Observers::new().with(progress.clone()));
     let job = CopyJob::new(source, sink, options, observers, cancel);

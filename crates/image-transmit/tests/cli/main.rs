@@ -14,3 +14,4 @@ mod faults;
 mod legacy;
 mod load;
 mod serve;
+mod watch;

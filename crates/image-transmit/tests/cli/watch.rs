@@ -1,0 +1,294 @@
+//! The watch daemon against real registries: tags at or above the line's minimum are copied,
+//! a tag pushed while it runs arrives within an interval, the history keeps a restart from
+//! copying again, a moved mutable tag is followed on request, a repository that cannot be
+//! listed is skipped, and SIGTERM stops it cleanly.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use testkit::{Layer, TestRegistry, push_oci_image};
+
+use crate::bundle_support::{assert_success, output_text};
+use crate::common::{image_transmit, served_digest, stdout_of, workdir, write};
+
+/// A daemon started for a test, its standard output collected line by line.
+struct Daemon {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    fn start(dir: &Path, args: &[&str]) -> Daemon {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("image-transmit"))
+            .current_dir(dir)
+            .env("LANG", "en_US.UTF-8")
+            .env("DOCKER_CONFIG", dir.join("no-docker-config"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let collected = lines.clone();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                collected.lock().unwrap().push(line);
+            }
+        });
+        Daemon { child, lines }
+    }
+
+    fn output(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// Waits until `ready` holds, failing the test with the daemon's output after `limit`.
+    #[track_caller]
+    fn wait_for(&self, what: &str, limit: Duration, mut ready: impl FnMut(&str) -> bool) {
+        let started = Instant::now();
+        while !ready(&self.output()) {
+            assert!(
+                started.elapsed() < limit,
+                "{what} did not happen within {limit:?}; the daemon said:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, then the exit status once it has left.
+    #[track_caller]
+    fn terminate(mut self) -> (Option<i32>, String) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                return (status.code(), self.output());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the daemon did not stop on SIGTERM:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn push_tag(registry: &TestRegistry, tag: &str, seed: u64) -> String {
+    push_oci_image(registry, "team/app", tag, &[Layer::random(seed, 3_000)]).digest
+}
+
+fn once(dir: &Path, source: &TestRegistry, target: &TestRegistry, extra: &[&str]) -> Output {
+    image_transmit(dir)
+        .args([
+            "watch",
+            "--once",
+            "--from",
+            &source.url(),
+            "--to",
+            &target.url(),
+        ])
+        .args(["--list", "watch.lst"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn get(url: &str) -> String {
+    let output = Command::new("curl").args(["-sf", url]).output().unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn new_tags_at_or_above_the_minimum_arrive_and_a_restart_copies_nothing_again() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let below = push_tag(&source, "v0.9", 81_001);
+    let at = push_tag(&source, "v1.5", 81_002);
+    let above = push_tag(&source, "v1.10", 81_003);
+    let dir = workdir();
+    write(dir.path(), "watch.lst", "team/app:v1.5\n");
+
+    let daemon = Daemon::start(
+        dir.path(),
+        &[
+            "watch",
+            "--from",
+            &source.url(),
+            "--to",
+            &target.url(),
+            "--list",
+            "watch.lst",
+            "--interval",
+            "1",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    daemon.wait_for("the first cycle", Duration::from_secs(30), |out| {
+        out.contains("Cycle 1:")
+    });
+    assert!(
+        daemon.output().contains("Cycle 1: 2 copied"),
+        "{}",
+        daemon.output()
+    );
+    assert_eq!(served_digest(&target, "team/app", "v1.5"), Some(at));
+    assert_eq!(served_digest(&target, "team/app", "v1.10"), Some(above));
+    assert_eq!(
+        served_digest(&target, "team/app", "v0.9"),
+        None,
+        "{below} is below v1.5"
+    );
+
+    // Pushed while it runs: copied within an interval or two.
+    let later = push_tag(&source, "v2.0", 81_004);
+    daemon.wait_for("the new tag", Duration::from_secs(20), |_| {
+        served_digest(&target, "team/app", "v2.0").is_some()
+    });
+    assert_eq!(served_digest(&target, "team/app", "v2.0"), Some(later));
+
+    let url = daemon
+        .output()
+        .lines()
+        .find_map(|line| line.split_whitespace().find(|w| w.ends_with("/healthz")))
+        .unwrap()
+        .trim_end_matches("/healthz")
+        .to_string();
+    assert_eq!(get(&format!("{url}/healthz")).trim(), "ok");
+    let metrics = get(&format!("{url}/metrics"));
+    assert!(
+        metrics.contains("image_transmit_images_copied_total 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("image_transmit_last_cycle_duration_seconds"),
+        "{metrics}"
+    );
+
+    let (code, output) = daemon.terminate();
+    assert_eq!(code, Some(0), "{output}");
+    assert!(output.contains("Watch stopped"), "{output}");
+    let history = std::fs::read_to_string(dir.path().join("data/history.yaml")).unwrap();
+    for tag in ["v1.5", "v1.10", "v2.0"] {
+        let key = format!("{}/team/app:{tag}", source.host());
+        let stamp = history
+            .lines()
+            .filter_map(|line| line.split_once(": "))
+            .find(|(name, _)| name.trim_matches('"') == key)
+            .map(|(_, when)| when.trim_matches('"').to_string())
+            .unwrap_or_else(|| panic!("{key} not in the history:\n{history}"));
+        // `YYYYMMDDHHMMSS`, as the original writes it.
+        let entry = &stamp;
+        assert!(stamp.chars().all(|c| c.is_ascii_digit()), "{entry}");
+        assert_eq!(stamp.len(), 14, "{entry}");
+    }
+
+    // A restart: the history says every tag is copied, so nothing is, even a tag the target
+    // has lost in the meantime.
+    let second = TestRegistry::start();
+    let output = once(dir.path(), &source, &second, &[]);
+    assert_success(&output);
+    assert!(
+        stdout_of(&output).contains("0 copied, 0 failed, 3 already copied"),
+        "{}",
+        output_text(&output)
+    );
+    assert_eq!(served_digest(&second, "team/app", "v2.0"), None);
+}
+
+#[test]
+fn a_moved_tag_is_copied_again_only_when_following_mutable_tags() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    push_tag(&source, "latest", 82_001);
+    let dir = workdir();
+    write(dir.path(), "watch.lst", "team/app include=^latest$\n");
+    assert_success(&once(dir.path(), &source, &target, &[]));
+
+    let moved = push_tag(&source, "latest", 82_002);
+    let unchanged = once(dir.path(), &source, &target, &[]);
+    assert_success(&unchanged);
+    assert_ne!(
+        served_digest(&target, "team/app", "latest").as_deref(),
+        Some(moved.as_str())
+    );
+
+    let followed = once(dir.path(), &source, &target, &["--follow-mutable"]);
+    assert_success(&followed);
+    assert!(
+        stdout_of(&followed).contains("1 copied"),
+        "{}",
+        output_text(&followed)
+    );
+    assert_eq!(served_digest(&target, "team/app", "latest"), Some(moved));
+}
+
+#[test]
+fn a_repository_that_cannot_be_listed_is_skipped_and_the_others_copied() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let digest = push_tag(&source, "1.0", 83_001);
+    let dir = workdir();
+    write(
+        dir.path(),
+        "watch.lst",
+        "team/missing:1.0\nteam/app:1.0\nteam/app include=( \n",
+    );
+    let output = once(dir.path(), &source, &target, &[]);
+    let text = output_text(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    assert!(
+        text.contains("Cannot list the tags of team/missing:1.0"),
+        "{text}"
+    );
+    assert!(text.contains("Invalid include= pattern"), "{text}");
+    assert!(text.contains("1 copied"), "{text}");
+    assert_eq!(served_digest(&target, "team/app", "1.0"), Some(digest));
+}
+
+#[test]
+fn the_original_watch_flags_start_the_daemon() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let digest = push_tag(&source, "3", 84_001);
+    let dir = workdir();
+    write(
+        dir.path(),
+        "cfg.yaml",
+        &format!(
+            "source:\n- name: nj\n  registry: {}\ntarget:\n- name: gz\n  registry: {}\ninterval: 3600\n",
+            source.url(),
+            target.url()
+        ),
+    );
+    write(dir.path(), "img.lst", "team/app:1\n");
+    let daemon = Daemon::start(
+        dir.path(),
+        &["-src=nj", "-dst=gz", "-lst=img.lst", "-watch"],
+    );
+    daemon.wait_for("the first cycle", Duration::from_secs(30), |out| {
+        out.contains("Cycle 1:")
+    });
+    assert_eq!(served_digest(&target, "team/app", "3"), Some(digest));
+    let (code, output) = daemon.terminate();
+    assert_eq!(code, Some(0), "{output}");
+}
