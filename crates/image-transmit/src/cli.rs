@@ -58,6 +58,8 @@ pub(crate) enum Command {
     Cache(CacheArgs),
     /// Copy every new tag of the listed repositories, again and again (a daemon)
     Watch(WatchArgs),
+    /// Start the web UI on this machine and open it in the browser
+    Ui(UiArgs),
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -235,4 +237,23 @@ pub(crate) struct WatchArgs {
     /// With one platform selected, push its manifest instead of a one-entry index
     #[arg(long)]
     pub(crate) platform_as_manifest: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct UiArgs {
+    /// Loopback address to listen on; port 0 picks a free port
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+    pub(crate) listen: String,
+    /// Print the address but do not open a browser
+    #[arg(long)]
+    pub(crate) no_open: bool,
+}
+
+impl Default for UiArgs {
+    fn default() -> UiArgs {
+        UiArgs {
+            listen: "127.0.0.1:0".to_string(),
+            no_open: false,
+        }
+    }
 }

@@ -7,6 +7,7 @@
 mod cli;
 mod commands;
 mod config;
+mod event_stream;
 mod i18n;
 mod legacy;
 mod messages;
@@ -14,6 +15,7 @@ mod progress;
 mod report;
 mod serve;
 mod status_format;
+mod ui;
 
 use std::process::ExitCode;
 
@@ -21,7 +23,7 @@ use clap::Parser;
 use rust_i18n::t;
 
 use crate::cli::{
-    Cli, Command, CopyArgs, GlobalOptions, LoadArgs, SaveArgs, UploadArgs, WatchArgs,
+    Cli, Command, CopyArgs, GlobalOptions, LoadArgs, SaveArgs, UiArgs, UploadArgs, WatchArgs,
 };
 use crate::commands::{RunError, UsageError};
 use crate::config::{Config, ConfigError};
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
             Command::Load(args) => commands::load::run(&global, args, &config).await,
             Command::Cache(args) => commands::cache::run(args, &config),
             Command::Watch(args) => commands::watch::run(&global, args, &config).await,
+            Command::Ui(args) => commands::ui::run(&global, args, &config).await,
         }
     });
     match outcome {
@@ -119,6 +122,13 @@ fn one_line(error: &anyhow::Error) -> String {
 }
 
 fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
+    // Double-clicked on Windows: no arguments and no console to type them in.
+    if cfg!(windows) && args.is_empty() {
+        return Ok(Invocation::Command(
+            GlobalOptions::default(),
+            Box::new(Command::Ui(UiArgs::default())),
+        ));
+    }
     if legacy::is_legacy(args) {
         let invocation = legacy::parse(args).map_err(|error| {
             eprintln!("{error}");

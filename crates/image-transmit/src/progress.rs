@@ -99,6 +99,8 @@ impl Progress {
                 let line = progress.status_line();
                 match &progress.bars {
                     Some(bars) => bars.status.set_message(line.clone()),
+                    // The web UI gets the status from the event stream instead.
+                    None if crate::event_stream::enabled() => {}
                     None if line != last_line || stopping => eprintln!("{line}"),
                     None => {}
                 }
@@ -127,6 +129,20 @@ impl Progress {
             down_speed: speed,
             up_speed: speed,
             elapsed: self.started.elapsed(),
+        })
+    }
+
+    /// The status line's figures, for the web UI's event stream.
+    pub(crate) fn counts(&self) -> serde_json::Value {
+        serde_json::json!({
+            "invalid": self.invalid.load(Relaxed),
+            "total": self.total.load(Relaxed),
+            "succeeded": self.succeeded.load(Relaxed),
+            "failed": self.failed.load(Relaxed),
+            "doing": self.doing.load(Relaxed),
+            "bytes": self.bytes.load(Relaxed),
+            "speed": self.speed.load(Relaxed),
+            "elapsed_seconds": self.started.elapsed().as_secs(),
         })
     }
 

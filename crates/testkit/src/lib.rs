@@ -14,6 +14,7 @@
 //! Needed on `PATH`: `docker-registry` (Debian package `docker-registry`), `skopeo`,
 //! `htpasswd` (`apache2-utils`) and `openssl`.
 
+mod browser;
 #[cfg(unix)]
 mod engines;
 mod http;
@@ -28,6 +29,7 @@ mod tools;
 
 use sha2::{Digest, Sha256};
 
+pub use browser::Browser;
 #[cfg(unix)]
 pub use engines::{TestContainerd, TestPodman};
 pub use image::{ChildManifest, PushedImage, push_docker_image, push_oci_image, push_oci_index};

@@ -8,6 +8,7 @@ pub(crate) mod demo;
 pub(crate) mod load;
 pub(crate) mod save;
 pub(crate) mod serve;
+pub(crate) mod ui;
 pub(crate) mod upload;
 pub(crate) mod verify;
 pub(crate) mod watch;
@@ -29,6 +30,7 @@ use rust_i18n::t;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{CacheConfig, Config, RegistryEntry};
+use crate::event_stream::EventStream;
 use crate::messages::{explain, explain_plan};
 use crate::progress::Progress;
 use crate::status_format::format_bytes;
@@ -196,13 +198,23 @@ pub(crate) async fn run_job(
         watch_interrupts(cancel.clone());
     }
     let progress = Progress::new();
-    let observers: Arc<Observers> = Arc::new(Observers::new().with(progress.clone()));
+    let mut observers = Observers::new().with(progress.clone());
+    let stream = crate::event_stream::enabled().then(EventStream::new);
+    if let Some(stream) = &stream {
+        observers.push(stream.clone());
+    }
+    let observers = Arc::new(observers);
     let job = CopyJob::new(source, sink, options, observers, cancel);
     let ticker_stop = CancellationToken::new();
     let ticker = progress.spawn_ticker(ticker_stop.clone());
+    let stream_ticker =
+        stream.map(|stream| stream.spawn_ticker(progress.clone(), ticker_stop.clone()));
     let report = job.run(pairs, invalid).await;
     ticker_stop.cancel();
     let _ = ticker.await;
+    if let Some(stream_ticker) = stream_ticker {
+        let _ = stream_ticker.await;
+    }
 
     let mut report = report;
     if let Some(cache) = &cache {

@@ -1,7 +1,11 @@
 //! What every CLI test needs: the binary, a working directory with a cfg.yaml, and digest
 //! checks through skopeo.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use testkit::{TestRegistry, skopeo_inspect_raw};
@@ -54,4 +58,87 @@ pub(crate) fn copy_between(
     let mut command = image_transmit(workdir);
     command.args(["copy", "--from", &source.url(), "--to", &target.url()]);
     command
+}
+
+/// A long-running command (a daemon, the UI) started for a test, its standard output collected
+/// line by line.
+pub(crate) struct Daemon {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    pub(crate) fn start(dir: &Path, args: &[&str]) -> Daemon {
+        let mut child = Process::new(assert_cmd::cargo::cargo_bin("image-transmit"))
+            .current_dir(dir)
+            .env("LANG", "en_US.UTF-8")
+            .env("DOCKER_CONFIG", dir.join("no-docker-config"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let collected = lines.clone();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                collected.lock().unwrap().push(line);
+            }
+        });
+        Daemon { child, lines }
+    }
+
+    pub(crate) fn output(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// Waits until `ready` holds, failing the test with the daemon's output after `limit`.
+    #[track_caller]
+    pub(crate) fn wait_for(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut ready: impl FnMut(&str) -> bool,
+    ) {
+        let started = Instant::now();
+        while !ready(&self.output()) {
+            assert!(
+                started.elapsed() < limit,
+                "{what} did not happen within {limit:?}; the daemon said:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, then the exit status once it has left.
+    #[track_caller]
+    pub(crate) fn terminate(mut self) -> (Option<i32>, String) {
+        let status = Process::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                return (status.code(), self.output());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the daemon did not stop on SIGTERM:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -14,4 +14,5 @@ mod faults;
 mod legacy;
 mod load;
 mod serve;
+mod ui;
 mod watch;

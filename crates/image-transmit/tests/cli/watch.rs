@@ -3,93 +3,14 @@
 //! copying again, a moved mutable tag is followed on request, a repository that cannot be
 //! listed is skipped, and SIGTERM stops it cleanly.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use testkit::{Layer, TestRegistry, push_oci_image};
 
 use crate::bundle_support::{assert_success, output_text};
-use crate::common::{image_transmit, served_digest, stdout_of, workdir, write};
-
-/// A daemon started for a test, its standard output collected line by line.
-struct Daemon {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Daemon {
-    fn start(dir: &Path, args: &[&str]) -> Daemon {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("image-transmit"))
-            .current_dir(dir)
-            .env("LANG", "en_US.UTF-8")
-            .env("DOCKER_CONFIG", dir.join("no-docker-config"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let collected = lines.clone();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                collected.lock().unwrap().push(line);
-            }
-        });
-        Daemon { child, lines }
-    }
-
-    fn output(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-
-    /// Waits until `ready` holds, failing the test with the daemon's output after `limit`.
-    #[track_caller]
-    fn wait_for(&self, what: &str, limit: Duration, mut ready: impl FnMut(&str) -> bool) {
-        let started = Instant::now();
-        while !ready(&self.output()) {
-            assert!(
-                started.elapsed() < limit,
-                "{what} did not happen within {limit:?}; the daemon said:\n{}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// SIGTERM, then the exit status once it has left.
-    #[track_caller]
-    fn terminate(mut self) -> (Option<i32>, String) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(100));
-                return (status.code(), self.output());
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "the daemon did not stop on SIGTERM:\n{}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::common::{Daemon, image_transmit, served_digest, stdout_of, workdir, write};
 
 fn push_tag(registry: &TestRegistry, tag: &str, seed: u64) -> String {
     push_oci_image(registry, "team/app", tag, &[Layer::random(seed, 3_000)]).digest

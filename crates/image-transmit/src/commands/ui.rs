@@ -1,0 +1,78 @@
+//! `ui [--listen 127.0.0.1:0] [--no-open]`: starts the web UI on loopback, prints its address
+//! with the access token, and opens the browser when there is a desktop to open it on.
+#![allow(clippy::print_stdout)]
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use rust_i18n::t;
+use tokio::net::TcpListener;
+
+use super::{RunError, UsageError};
+use crate::cli::{GlobalOptions, UiArgs};
+use crate::config::Config;
+use crate::ui::{UiState, serve};
+
+pub(crate) async fn run(
+    global: &GlobalOptions,
+    args: &UiArgs,
+    config: &Config,
+) -> anyhow::Result<ExitCode> {
+    let address: SocketAddr = args
+        .listen
+        .parse()
+        .map_err(|_| UsageError(t!("ui.not_loopback", address = args.listen).to_string()))?;
+    // The token keeps other local users out; other machines must not reach it at all.
+    if !address.ip().is_loopback() {
+        return Err(UsageError(t!("ui.not_loopback", address = args.listen).to_string()).into());
+    }
+    let listener = TcpListener::bind(address).await.map_err(|e| {
+        RunError(
+            t!(
+                "serve.bind_failed",
+                address = args.listen,
+                detail = e.to_string()
+            )
+            .to_string(),
+        )
+    })?;
+    let config_path = Config::locate(global.config.as_deref()).ok().flatten();
+    let state = Arc::new(UiState::new(
+        config_path,
+        config.clone(),
+        crate::i18n::current_language().to_string(),
+    ));
+    let url = format!("http://{}/?token={}", listener.local_addr()?, state.token());
+    println!("{}", t!("ui.listening", url = url));
+    if !args.no_open {
+        open_browser(&url);
+    }
+    serve(listener, state, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens `url` in the desktop's browser, when there is a desktop; a failure only means the
+/// user opens the printed address by hand.
+fn open_browser(url: &str) {
+    let command = if cfg!(windows) {
+        Some(("cmd", vec!["/C", "start", "", url]))
+    } else if cfg!(target_os = "macos") {
+        Some(("open", vec![url]))
+    } else if std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
+    {
+        Some(("xdg-open", vec![url]))
+    } else {
+        None
+    };
+    if let Some((program, arguments)) = command {
+        let _ = std::process::Command::new(program)
+            .args(arguments)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
+}

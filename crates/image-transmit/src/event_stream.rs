@@ -1,0 +1,145 @@
+//! The engine's events as JSON lines on standard output, for the web UI: it runs each job as
+//! this same binary in a child process (so a job is exactly what the command line does, and
+//! Stop is a signal) and reads what happens from these lines. Each is `@event ` and one JSON
+//! object; everything else on the output stays the human log.
+//!
+//! Per-image events go out as they happen; the bytes of images in flight and the status line's
+//! counts go out once a second, so a fast transfer does not flood the pipe.
+#![allow(clippy::print_stdout)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use engine::{Event, ImageId, Observer};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::messages::explain;
+use crate::progress::Progress;
+
+/// Set by the web UI for the jobs it starts.
+pub(crate) const ENABLE: &str = "IMAGE_TRANSMIT_EVENTS";
+/// What starts each event line.
+pub(crate) const PREFIX: &str = "@event ";
+
+pub(crate) fn enabled() -> bool {
+    std::env::var_os(ENABLE).is_some_and(|value| value == "1")
+}
+
+fn emit(value: &Value) {
+    println!("{PREFIX}{value}");
+}
+
+#[derive(Default)]
+struct InFlight {
+    total: u64,
+    done: u64,
+}
+
+/// Writes events as they come and, from [`spawn_ticker`](Self::spawn_ticker), the progress.
+#[derive(Default)]
+pub(crate) struct EventStream {
+    in_flight: Mutex<BTreeMap<ImageId, InFlight>>,
+}
+
+impl EventStream {
+    pub(crate) fn new() -> Arc<EventStream> {
+        Arc::new(EventStream::default())
+    }
+
+    fn with_image(&self, image: ImageId, change: impl FnOnce(&mut InFlight)) {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        change(in_flight.entry(image).or_default());
+    }
+
+    fn progress(&self, progress: &Progress) -> Value {
+        let in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let images: Vec<Value> = in_flight
+            .iter()
+            .map(|(image, bytes)| json!({"image": image, "done": bytes.done, "total": bytes.total}))
+            .collect();
+        json!({"kind": "status", "line": progress.status_line(), "counts": progress.counts(), "images": images})
+    }
+
+    /// Sends the status once a second until `stop`, then a last time.
+    pub(crate) fn spawn_ticker(
+        self: &Arc<Self>,
+        progress: Arc<Progress>,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let stream = self.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                let stopping = tokio::select! {
+                    _ = stop.cancelled() => true,
+                    _ = ticker.tick() => false,
+                };
+                emit(&stream.progress(&progress));
+                if stopping {
+                    return;
+                }
+            }
+        })
+    }
+}
+
+impl Observer for EventStream {
+    fn event(&self, event: &Event) {
+        match event {
+            Event::JobStarted { images } => emit(&json!({"kind": "job_started", "images": images})),
+            Event::ImageInvalid { line, error } => {
+                emit(&json!({"kind": "invalid", "line": line, "error": explain(error)}));
+            }
+            Event::ImageStarted {
+                image,
+                source,
+                target,
+            } => {
+                self.with_image(*image, |_| {});
+                emit(
+                    &json!({"kind": "image_started", "image": image, "source": source, "target": target}),
+                );
+            }
+            Event::ImageSized { image, bytes } => self.with_image(*image, |state| {
+                state.total = *bytes;
+                state.done = 0;
+            }),
+            Event::BlobProgress { image, bytes } => {
+                self.with_image(*image, |state| state.done += bytes);
+            }
+            Event::BlobDone {
+                image,
+                size,
+                outcome: engine::BlobOutcome::Existed | engine::BlobOutcome::Mounted,
+                ..
+            } => self.with_image(*image, |state| state.done += size),
+            Event::ImageDone {
+                image,
+                digest,
+                unchanged,
+            } => {
+                self.in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(image);
+                emit(
+                    &json!({"kind": "image_done", "image": image, "digest": digest.to_string(), "unchanged": unchanged}),
+                );
+            }
+            Event::ImageFailed { image, error } => {
+                self.in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(image);
+                emit(&json!({"kind": "image_failed", "image": image, "error": explain(error)}));
+            }
+            Event::JobDone => emit(&json!({"kind": "job_done"})),
+            Event::BlobStarted { .. }
+            | Event::BlobDone { .. }
+            | Event::IndexFiltered { .. }
+            | Event::ImageRetrying { .. } => {}
+        }
+    }
+}

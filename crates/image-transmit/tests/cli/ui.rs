@@ -1,0 +1,193 @@
+//! The web UI in a real headless Chromium, against real registries: each button as a person
+//! who has never used Docker would press it. Screenshots of the main screens go to the folder
+//! `IMAGE_TRANSMIT_SCREENSHOTS` names (docs/ when refreshing them), else to a scratch folder.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use testkit::{Browser, Layer, TestRegistry, push_docker_image, push_oci_image};
+
+use crate::common::{Daemon, served_digest, workdir, write};
+
+const JOB: Duration = Duration::from_secs(60);
+
+/// `image-transmit ui` in `dir`, and the address with the token it printed.
+fn start_ui(dir: &Path) -> (Daemon, String) {
+    let ui = Daemon::start(dir, &["ui", "--no-open"]);
+    ui.wait_for("the UI's address", Duration::from_secs(20), |out| {
+        out.contains("/?token=")
+    });
+    let url = ui
+        .output()
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .unwrap()
+        .to_string();
+    (ui, url)
+}
+
+fn screenshots() -> (PathBuf, Option<tempfile::TempDir>) {
+    match std::env::var_os("IMAGE_TRANSMIT_SCREENSHOTS") {
+        Some(dir) => (PathBuf::from(dir), None),
+        None => {
+            let scratch = workdir();
+            (scratch.path().to_path_buf(), Some(scratch))
+        }
+    }
+}
+
+fn summary_says(count: &str) -> impl Fn(&str) -> bool + '_ {
+    move |text: &str| text.contains(count)
+}
+
+#[test]
+fn each_button_works_in_a_real_browser() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let second = TestRegistry::start();
+    let app = push_oci_image(&source, "team/app", "1", &[Layer::random(91_001, 20_000)]);
+    let web = push_docker_image(&source, "team/web", "2", &[Layer::random(91_002, 9_000)]);
+    let dir = workdir();
+    write(
+        dir.path(),
+        "cfg.yaml",
+        &format!(
+            "source:\n- name: nj\n  registry: {}\ntarget:\n- name: gz\n  registry: {}\n",
+            source.url(),
+            target.url()
+        ),
+    );
+    let (_ui, url) = start_ui(dir.path());
+    let (shots, _scratch) = screenshots();
+    let browser = Browser::start();
+    browser.goto(&url);
+    browser.wait_for_text("#source", Duration::from_secs(20), |text| {
+        text.contains("nj")
+    });
+    browser.wait_for_text("#btn-transmit", Duration::from_secs(5), |text| {
+        text == "Transmit"
+    });
+
+    // Verify: the mapping, and which source images exist.
+    browser.type_into("#list", "team/app:1\nteam/web:2\nteam/missing:1\n");
+    browser.click("#btn-verify");
+    browser.wait_for_text("#result", JOB, |text| {
+        text.contains("not found on the source")
+    });
+    let mapping = browser.text("#verify");
+    assert!(
+        mapping.contains(&format!("{}/team/app:1", source.host())),
+        "{mapping}"
+    );
+    assert!(
+        mapping.contains(&format!("{}/team/app:1", target.host())),
+        "{mapping}"
+    );
+    assert_eq!(mapping.matches("yes").count(), 2, "{mapping}");
+    browser.screenshot(&shots.join("ui-verify.png"));
+
+    // Transmit: two images copied, the missing one reported invalid.
+    browser.click("#btn-transmit");
+    browser.wait_for_text("#summary", JOB, summary_says("2 succeeded"));
+    assert!(browser.text("#summary").contains("1 invalid"));
+    assert!(browser.text("#result").contains("team/missing"));
+    assert!(
+        browser.text("#status").contains("OK:2"),
+        "{}",
+        browser.text("#status")
+    );
+    assert_eq!(
+        served_digest(&target, "team/app", "1"),
+        Some(app.digest.clone())
+    );
+    assert_eq!(
+        served_digest(&target, "team/web", "2"),
+        Some(web.digest.clone())
+    );
+    browser.screenshot(&shots.join("ui-transmit.png"));
+
+    // Save a bundle, then upload it to a registry added on the page.
+    browser.type_into("#list", "team/app:1\nteam/web:2\n");
+    browser.click("#btn-save");
+    browser.wait_for_text("#summary", JOB, summary_says("2 succeeded"));
+    browser.wait_for_text("#upload-meta", Duration::from_secs(10), |text| {
+        text.contains("_meta.yaml")
+    });
+    browser.click("#btn-add-registry");
+    browser.choose("#reg-side", "target");
+    browser.type_into("#reg-name", "customer");
+    browser.type_into("#reg-address", &second.url());
+    browser.click("#reg-add");
+    browser.wait_for_text("#target", Duration::from_secs(10), |text| {
+        text.contains("customer")
+    });
+    browser.choose("#target", "customer");
+    browser.type_into("#list", "");
+    browser.click("#btn-upload");
+    browser.wait_for_text("#summary", JOB, summary_says("2 succeeded"));
+    assert_eq!(served_digest(&second, "team/app", "1"), Some(app.digest));
+    assert_eq!(served_digest(&second, "team/web", "2"), Some(web.digest));
+
+    // Bundle browsing and the job history.
+    let meta = browser.text("#upload-meta");
+    let meta = meta.lines().next().unwrap().trim().to_string();
+    browser.choose("#bundle-meta", &meta);
+    browser.wait_for_text("#bundle-view", Duration::from_secs(10), |text| {
+        text.contains("team/web:2")
+    });
+    assert_eq!(
+        browser.run(
+            "return document.querySelectorAll('#history li').length",
+            serde_json::json!([])
+        ),
+        serde_json::json!(3)
+    );
+
+    // Watch runs until Stop; Stop ends it cleanly.
+    browser.choose("#target", "gz");
+    browser.type_into("#list", "team/app\n");
+    browser.click("#btn-watch");
+    browser.wait_for_text("#log", JOB, |text| text.contains("Cycle 1:"));
+    browser.click("#btn-stop");
+    browser.wait_for_text("#log", JOB, |text| text.contains("finished, exit status 0"));
+    assert!(browser.text("#log").contains("Watch stopped"));
+
+    // The same page in Chinese.
+    browser.choose("#lang", "zh-CN");
+    browser.wait_for_text("#btn-transmit", Duration::from_secs(10), |text| {
+        text == "直传"
+    });
+    assert_eq!(browser.text("#btn-upload"), "上传");
+    browser.screenshot(&shots.join("ui-zh.png"));
+}
+
+#[test]
+fn requests_without_the_token_are_refused() {
+    let dir = workdir();
+    let (_ui, url) = start_ui(dir.path());
+    let address = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    for path in ["/", "/api/state", "/api/jobs/1/events", "/?token=wrong"] {
+        let mut stream = TcpStream::connect(&address).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 401"), "{path}: {reply}");
+    }
+    // Only loopback: other machines must not reach it at all.
+    let refused = crate::common::image_transmit(dir.path())
+        .args(["ui", "--no-open", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+}
