@@ -268,6 +268,29 @@ fn evict(cache: &BlobCache) {
     }
 }
 
+/// Ctrl-C, or SIGTERM from a service manager: the ways a long-running command is told to stop.
+pub(crate) async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// Ctrl-C stops the job cleanly: in-flight uploads are abandoned and no tag is pushed for an
 /// unfinished image. A second Ctrl-C leaves at once.
 fn watch_interrupts(cancel: CancellationToken) {

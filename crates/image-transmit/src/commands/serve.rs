@@ -91,25 +91,7 @@ fn warn_about_missing_base_blobs(readers: &[BundleReader], metas: &[PathBuf]) {
 /// Ctrl-C (or SIGTERM from a service manager) stops the server; requests in flight finish.
 /// A second Ctrl-C leaves at once, for a client that keeps a slow download open.
 async fn stop_requested() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    super::stop_signal().await;
     tokio::spawn(async {
         if tokio::signal::ctrl_c().await.is_ok() {
             std::process::exit(130);

@@ -48,10 +48,7 @@ pub(crate) async fn run(
     if !args.no_open {
         open_browser(&url);
     }
-    serve(listener, state, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    serve(listener, state, super::stop_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     JobSettings, RunError, Sink, UsageError, check_source, list_endpoint, open_source, open_target,
-    platform_filters, read_lines, run_job,
+    platform_filters, read_lines, run_job, stop_signal,
 };
 use crate::cli::{GlobalOptions, WatchArgs};
 use crate::config::Config;
@@ -366,32 +366,10 @@ async fn serve_metrics(address: &str, metrics: Arc<Metrics>) -> anyhow::Result<(
 /// cycle. A second signal leaves at once.
 fn stop_on_signals(stop: CancellationToken) {
     tokio::spawn(async move {
-        signal().await;
+        stop_signal().await;
         eprintln!("{}", t!("watch.stopping"));
         stop.cancel();
-        signal().await;
+        stop_signal().await;
         std::process::exit(130);
     });
-}
-
-async fn signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
