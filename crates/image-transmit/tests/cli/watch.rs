@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use testkit::proxy::{FaultProxy, Rule};
 use testkit::{Layer, TestRegistry, push_oci_image};
 
 use crate::bundle_support::{assert_success, output_text};
@@ -212,4 +213,74 @@ fn the_original_watch_flags_start_the_daemon() {
     assert_eq!(served_digest(&target, "team/app", "3"), Some(digest));
     let (code, output) = daemon.terminate();
     assert_eq!(code, Some(0), "{output}");
+}
+
+#[test]
+fn sigterm_lets_the_image_in_flight_finish_and_starts_no_other() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let layers = [
+        Layer::random(85_001, 1 << 20),
+        Layer::random(85_002, 1 << 20),
+    ];
+    let digests = [
+        push_oci_image(&source, "team/app", "1", std::slice::from_ref(&layers[0])).digest,
+        push_oci_image(&source, "team/app", "2", std::slice::from_ref(&layers[1])).digest,
+    ];
+    let proxy = FaultProxy::start(&source);
+    // About two seconds for each image's layer; one image at a time.
+    for layer in &layers {
+        proxy.add(Rule::slow_body(
+            "GET",
+            layer.digest(),
+            64 * 1024,
+            Duration::from_millis(120),
+        ));
+    }
+    let dir = workdir();
+    write(dir.path(), "watch.lst", "team/app:1\n");
+    let daemon = Daemon::start(
+        dir.path(),
+        &[
+            "watch",
+            "--from",
+            &proxy.url(),
+            "--to",
+            &target.url(),
+            "--list",
+            "watch.lst",
+            "--maxconn",
+            "1",
+        ],
+    );
+    let reading = proxy.wait_for(Duration::from_secs(30), |seen| {
+        seen.method == "GET"
+            && layers
+                .iter()
+                .any(|layer| seen.path.contains(layer.digest()))
+    });
+    assert!(reading.is_some(), "{:#?}", proxy.requests());
+
+    let (code, output) = daemon.terminate();
+    assert_eq!(code, Some(0), "{output}");
+    assert!(output.contains("Cycle 1: 1 copied"), "{output}");
+    let arrived: Vec<&str> = ["1", "2"]
+        .into_iter()
+        .zip(&digests)
+        .filter(|(tag, digest)| served_digest(&target, "team/app", tag).as_ref() == Some(*digest))
+        .map(|(tag, _)| tag)
+        .collect();
+    assert_eq!(
+        arrived.len(),
+        1,
+        "the image in flight, and only it: {arrived:?}"
+    );
+    let history = std::fs::read_to_string(dir.path().join("data/history.yaml")).unwrap();
+    for tag in ["1", "2"] {
+        assert_eq!(
+            history.contains(&format!("team/app:{tag}")),
+            arrived.contains(&tag),
+            "{history}"
+        );
+    }
 }
