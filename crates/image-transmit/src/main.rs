@@ -10,6 +10,7 @@ mod config;
 mod i18n;
 mod legacy;
 mod messages;
+mod notify;
 mod progress;
 mod report;
 mod serve;

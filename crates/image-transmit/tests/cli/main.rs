@@ -13,4 +13,5 @@ mod errors;
 mod faults;
 mod legacy;
 mod load;
+mod notify;
 mod serve;
