@@ -164,6 +164,10 @@ pub struct ImageReport {
     pub source: String,
     pub target: String,
     pub status: ImageStatus,
+    /// The bytes of the image's blobs (the platforms chosen), as its last attempt counted them.
+    pub size: u64,
+    /// From the image's start to its end, retries included.
+    pub elapsed: Duration,
 }
 
 /// The outcome of a whole job.
@@ -263,6 +267,8 @@ pub struct CopyJob {
     transfers: Semaphore,
     ledger: BlobLedger,
     counters: Counters,
+    /// Each image's size, as its [`Event::ImageSized`] said, for its report.
+    sizes: Mutex<HashMap<ImageId, u64>>,
 }
 
 /// An image that exists on the source.
@@ -292,6 +298,7 @@ impl CopyJob {
             transfers: Semaphore::new(permits),
             ledger: BlobLedger::default(),
             counters: Counters::default(),
+            sizes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -356,6 +363,9 @@ impl CopyJob {
     }
 
     fn emit(&self, event: Event) {
+        if let Event::ImageSized { image, bytes } = &event {
+            lock(&self.sizes).insert(*image, *bytes);
+        }
         self.observer.event(&event);
     }
 
@@ -400,6 +410,7 @@ impl CopyJob {
     }
 
     async fn copy_image(self: Arc<Self>, image: Resolved) -> ImageReport {
+        let started = Instant::now();
         let source = format!("{}/{}", self.source.describe(), image.pair.source);
         let target = format!("{}/{}", self.sink.describe(), image.pair.target);
         self.emit(Event::ImageStarted {
@@ -425,12 +436,15 @@ impl CopyJob {
                 ImageStatus::Failed { error }
             }
         };
+        let size = lock(&self.sizes).remove(&image.id).unwrap_or(0);
         ImageReport {
             id: image.id,
             line: image.pair.line,
             source,
             target,
             status,
+            size,
+            elapsed: started.elapsed(),
         }
     }
 

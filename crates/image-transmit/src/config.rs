@@ -5,6 +5,7 @@
 //! silently dropped (a misspelt `registri:` used to look like an anonymous registry), and a
 //! malformed file fails with its name, line and column instead of a bare YAML message.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -46,6 +47,9 @@ pub(crate) struct Config {
     /// Watch-mode rescan period in seconds.
     pub(crate) interval: u64,
     pub(crate) dingtalk: Vec<DingTalkRobot>,
+    pub(crate) wecom: Vec<WeComRobot>,
+    pub(crate) feishu: Vec<FeishuRobot>,
+    pub(crate) webhook: Vec<Webhook>,
     pub(crate) skiptlsverify: bool,
     /// `os/arch[/variant]` for manifest lists (fork).
     pub(crate) platform: Option<String>,
@@ -72,6 +76,9 @@ impl Default for Config {
             outprefix: None,
             interval: DEFAULT_INTERVAL_SECS,
             dingtalk: Vec::new(),
+            wecom: Vec::new(),
+            feishu: Vec::new(),
+            webhook: Vec::new(),
             skiptlsverify: false,
             platform: None,
             outputformat: None,
@@ -129,6 +136,9 @@ pub(crate) struct CacheConfig {
 pub(crate) struct DingTalkRobot {
     pub(crate) token: String,
     pub(crate) secret: String,
+    /// Endpoint instead of DingTalk's own (a proxy, or a test receiver); the token still goes
+    /// in the query.
+    pub(crate) url: Option<String>,
 }
 
 impl fmt::Debug for DingTalkRobot {
@@ -137,6 +147,65 @@ impl fmt::Debug for DingTalkRobot {
         f.debug_struct("DingTalkRobot")
             .field("token", &Redacted)
             .field("secret", &Redacted)
+            .field("url", &self.url.as_deref().map(Origin))
+            .finish()
+    }
+}
+
+/// One `wecom:` group robot (WeCom, 企业微信).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct WeComRobot {
+    pub(crate) key: String,
+    /// Endpoint instead of WeCom's own; the key still goes in the query.
+    pub(crate) url: Option<String>,
+}
+
+impl fmt::Debug for WeComRobot {
+    /// The key is the robot's only credential.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeComRobot")
+            .field("key", &Redacted)
+            .field("url", &self.url.as_deref().map(Origin))
+            .finish()
+    }
+}
+
+/// One `feishu:` custom bot (Feishu / Lark).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct FeishuRobot {
+    /// The last part of the bot's webhook address.
+    pub(crate) token: String,
+    /// Set when the bot has signature verification turned on.
+    pub(crate) secret: Option<String>,
+    /// Base instead of Feishu's own; the token is appended as the last path part.
+    pub(crate) url: Option<String>,
+}
+
+impl fmt::Debug for FeishuRobot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FeishuRobot")
+            .field("token", &Redacted)
+            .field("secret", &self.secret.as_ref().map(|_| Redacted))
+            .field("url", &self.url.as_deref().map(Origin))
+            .finish()
+    }
+}
+
+/// One `webhook:` entry: any HTTP endpoint that takes a JSON document per event.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct Webhook {
+    pub(crate) url: String,
+    /// Extra request headers, typically `Authorization`.
+    pub(crate) headers: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for Webhook {
+    /// Webhook addresses often carry their secret in the path or query, and headers carry
+    /// tokens: only the scheme, host and header names are shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Webhook")
+            .field("url", &Origin(&self.url))
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -147,6 +216,30 @@ impl fmt::Debug for Redacted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("\"***\"")
     }
+}
+
+/// A URL shown as `scheme://host[:port]/***`: enough to tell endpoints apart, without the
+/// credentials that user info, path or query may hold.
+struct Origin<'a>(&'a str);
+
+impl fmt::Debug for Origin<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{}/***\"", url_origin(self.0))
+    }
+}
+
+/// `scheme://host[:port]` of `url`, user info dropped; the text before any `/` when it has no
+/// scheme.
+fn url_origin(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(index) => url.split_at(index + 3),
+        None => ("", url),
+    };
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    format!("{scheme}{host}")
 }
 
 /// A parsed file with the keys it contained that we do not know.
@@ -493,6 +586,12 @@ struct RawConfig {
     interval: Option<u64>,
     #[serde(default)]
     dingtalk: Option<Vec<Option<RawDingTalk>>>,
+    #[serde(default)]
+    wecom: Option<Vec<Option<RawWeCom>>>,
+    #[serde(default)]
+    feishu: Option<Vec<Option<RawFeishu>>>,
+    #[serde(default)]
+    webhook: Option<Vec<Option<RawWebhook>>>,
     #[serde(default, deserialize_with = "null_as_default")]
     skiptlsverify: bool,
     #[serde(default)]
@@ -540,6 +639,34 @@ struct RawDingTalk {
     token: Option<String>,
     #[serde(default)]
     secret: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawWeCom {
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawFeishu {
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    secret: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawWebhook {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    headers: Option<BTreeMap<String, Option<String>>>,
 }
 
 fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
@@ -575,14 +702,36 @@ impl RawConfig {
                 .interval
                 .filter(|&n| n > 0)
                 .unwrap_or(defaults.interval),
-            dingtalk: self
-                .dingtalk
-                .unwrap_or_default()
-                .into_iter()
-                .flatten()
+            dingtalk: entries(self.dingtalk)
                 .map(|robot| DingTalkRobot {
                     token: robot.token.unwrap_or_default(),
                     secret: robot.secret.unwrap_or_default(),
+                    url: non_blank(robot.url),
+                })
+                .collect(),
+            wecom: entries(self.wecom)
+                .map(|robot| WeComRobot {
+                    key: robot.key.unwrap_or_default(),
+                    url: non_blank(robot.url),
+                })
+                .collect(),
+            feishu: entries(self.feishu)
+                .map(|robot| FeishuRobot {
+                    token: robot.token.unwrap_or_default(),
+                    secret: non_blank(robot.secret),
+                    url: non_blank(robot.url),
+                })
+                .collect(),
+            webhook: entries(self.webhook)
+                .map(|hook| Webhook {
+                    url: hook.url.unwrap_or_default(),
+                    // `Name:` with no value sends the header empty, as YAML readers would expect.
+                    headers: hook
+                        .headers
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(name, value)| (name, value.unwrap_or_default()))
+                        .collect(),
                 })
                 .collect(),
             skiptlsverify: self.skiptlsverify,
@@ -591,6 +740,11 @@ impl RawConfig {
             localstore: non_blank(self.localstore).map(PathBuf::from),
         })
     }
+}
+
+/// The entries of a list key, leaving out bare `-` items.
+fn entries<T>(raw: Option<Vec<Option<T>>>) -> impl Iterator<Item = T> {
+    raw.unwrap_or_default().into_iter().flatten()
 }
 
 fn registries(
@@ -750,6 +904,21 @@ interval: 30
 dingtalk:
 - token: tok
   secret: sec
+  url: http://127.0.0.1:8080/robot/send
+wecom:
+- key: wkey
+- key: wkey2
+  url: http://127.0.0.1:8080/wecom
+feishu:
+- token: ftok
+- token: ftok2
+  secret: fsec
+  url: http://127.0.0.1:8080/hook
+webhook:
+- url: https://hooks.example/in
+  headers:
+    Authorization: Bearer abc
+    X-Empty:
 skiptlsverify: true
 platform: linux/arm64
 outputformat: oci
@@ -793,12 +962,63 @@ localstore: data/.blob-store
             config.dingtalk,
             vec![DingTalkRobot {
                 token: "tok".into(),
-                secret: "sec".into()
+                secret: "sec".into(),
+                url: Some("http://127.0.0.1:8080/robot/send".into()),
+            }]
+        );
+        assert_eq!(
+            config.wecom,
+            vec![
+                WeComRobot {
+                    key: "wkey".into(),
+                    url: None
+                },
+                WeComRobot {
+                    key: "wkey2".into(),
+                    url: Some("http://127.0.0.1:8080/wecom".into())
+                }
+            ]
+        );
+        assert_eq!(
+            config.feishu,
+            vec![
+                FeishuRobot {
+                    token: "ftok".into(),
+                    secret: None,
+                    url: None
+                },
+                FeishuRobot {
+                    token: "ftok2".into(),
+                    secret: Some("fsec".into()),
+                    url: Some("http://127.0.0.1:8080/hook".into())
+                }
+            ]
+        );
+        assert_eq!(
+            config.webhook,
+            vec![Webhook {
+                url: "https://hooks.example/in".into(),
+                headers: [
+                    ("Authorization".to_owned(), "Bearer abc".to_owned()),
+                    ("X-Empty".to_owned(), String::new())
+                ]
+                .into()
             }]
         );
         assert_eq!(config.platform.as_deref(), Some("linux/arm64"));
         assert_eq!(config.outputformat.as_deref(), Some("oci"));
         assert_eq!(config.localstore, Some(PathBuf::from("data/.blob-store")));
+    }
+
+    #[test]
+    fn url_origin_keeps_scheme_and_host_only() {
+        assert_eq!(
+            url_origin("https://h.example:8443/a/b?c#d"),
+            "https://h.example:8443"
+        );
+        assert_eq!(url_origin("http://user:pw@h/x"), "http://h");
+        assert_eq!(url_origin("h.example/x"), "h.example");
+        assert_eq!(url_origin("https://h?token=1"), "https://h");
     }
 
     #[test]
@@ -811,7 +1031,7 @@ localstore: data/.blob-store
 
     #[test]
     fn null_scalars_and_lists_are_absent() {
-        let text = "source:\ntarget:\nmaxconn:\nsinglefile:\ncache:\nlang:\ndingtalk:\n";
+        let text = "source:\ntarget:\nmaxconn:\nsinglefile:\ncache:\nlang:\ndingtalk:\nwecom:\nfeishu:\nwebhook:\n";
         let loaded = parse(text);
         assert_eq!(loaded.config, Config::default());
         assert!(loaded.unknown_keys.is_empty());
@@ -839,7 +1059,7 @@ localstore: data/.blob-store
     #[test]
     fn unknown_keys_are_collected_not_fatal() {
         let loaded = parse(
-            "maxconn: 3\nmaxcon: 4\ntarget:\n- name: a\n  registry: r\n- name: b\n  registri: x\n  registry: y\ncache:\n  path: c\ndingtalk:\n- tokn: t\n",
+            "maxconn: 3\nmaxcon: 4\ntarget:\n- name: a\n  registry: r\n- name: b\n  registri: x\n  registry: y\ncache:\n  path: c\ndingtalk:\n- tokn: t\nwecom:\n- key: k\n  secret: s\nwebhook:\n- url: u\n  header: {A: b}\n",
         );
         assert_eq!(loaded.config.maxconn, 3);
         assert_eq!(loaded.config.target.len(), 2);
@@ -849,7 +1069,9 @@ localstore: data/.blob-store
                 "maxcon",
                 "target[1].registri",
                 "cache.path",
-                "dingtalk[0].tokn"
+                "dingtalk[0].tokn",
+                "wecom[0].secret",
+                "webhook[0].header"
             ]
         );
     }
@@ -911,12 +1133,21 @@ localstore: data/.blob-store
     #[test]
     fn debug_never_shows_secrets() {
         let config = parse(
-            "source:\n- name: a\n  registry: r\n  user: u\n  password: hunter2\ndingtalk:\n- token: tok123\n  secret: sec456\n",
+            "source:\n- name: a\n  registry: r\n  user: u\n  password: hunter2\ndingtalk:\n- token: tok123\n  secret: sec456\n  url: https://u1:pw1@ding.example/p1?q=1\nwecom:\n- key: key789\n  url: http://wecom.example:81/p2\nfeishu:\n- token: ftok1\n  secret: fsec2\nwebhook:\n- url: https://hooks.example/p3/abc?x=sig4\n  headers:\n    Authorization: Bearer hv5\n",
         )
         .config;
         let debug = format!("{config:?}");
         assert!(debug.contains(r#"password: Some("***")"#), "{debug}");
-        for secret in ["hunter2", "tok123", "sec456"] {
+        assert!(debug.contains(r#""https://ding.example/***""#), "{debug}");
+        assert!(
+            debug.contains(r#""http://wecom.example:81/***""#),
+            "{debug}"
+        );
+        assert!(debug.contains(r#"headers: ["Authorization"]"#), "{debug}");
+        for secret in [
+            "hunter2", "tok123", "sec456", "u1", "pw1", "p1", "key789", "p2", "ftok1", "fsec2",
+            "p3", "sig4", "hv5",
+        ] {
             assert!(!debug.contains(secret), "{debug}");
         }
         let no_password = RegistryEntry::default();

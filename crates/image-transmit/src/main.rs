@@ -11,6 +11,7 @@ mod event_stream;
 mod i18n;
 mod legacy;
 mod messages;
+mod notify;
 mod progress;
 mod report;
 mod serve;

@@ -1,9 +1,10 @@
-//! The `--json FILE` report: the job's outcome for scripts and CI pipelines.
+//! The `--json FILE` report: the job's outcome for scripts and CI pipelines. The generic
+//! notification webhook sends the same document, so one parser serves both.
 
 use std::path::Path;
 
-use engine::{ImageStatus, JobReport};
-use serde_json::json;
+use engine::{ImageReport, ImageStatus, JobReport};
+use serde_json::{Value, json};
 
 use crate::messages::explain;
 
@@ -15,32 +16,44 @@ pub(crate) fn write(
     target: &str,
     report: &JobReport,
 ) -> anyhow::Result<()> {
-    let images: Vec<_> = report
-        .images
-        .iter()
-        .map(|image| match &image.status {
-            ImageStatus::Succeeded { digest, unchanged } => json!({
-                "line": image.line,
-                "source": image.source,
-                "target": image.target,
-                "status": if *unchanged { "unchanged" } else { "copied" },
-                "digest": digest.to_string(),
-            }),
-            ImageStatus::Failed { error } => json!({
-                "line": image.line,
-                "source": image.source,
-                "target": image.target,
-                "status": "failed",
-                "error": explain(error),
-            }),
-        })
-        .collect();
+    let document = document(command, source, target, report);
+    let temporary = path.with_extension("json.partial");
+    fs_err::write(&temporary, serde_json::to_vec_pretty(&document)?)?;
+    fs_err::rename(&temporary, path)?;
+    Ok(())
+}
+
+/// One image's outcome: where from, where to, and its digest or why it failed.
+pub(crate) fn image(image: &ImageReport) -> Value {
+    let mut value = json!({
+        "line": image.line,
+        "source": image.source,
+        "target": image.target,
+        "size": image.size,
+        "elapsed_seconds": image.elapsed.as_secs_f64(),
+    });
+    match &image.status {
+        ImageStatus::Succeeded { digest, unchanged } => {
+            value["status"] = json!(if *unchanged { "unchanged" } else { "copied" });
+            value["digest"] = json!(digest.to_string());
+        }
+        ImageStatus::Failed { error } => {
+            value["status"] = json!("failed");
+            value["error"] = json!(explain(error));
+        }
+    }
+    value
+}
+
+/// The whole job: totals, bytes, blobs, cache, time, and every image and invalid line.
+pub(crate) fn document(command: &str, source: &str, target: &str, report: &JobReport) -> Value {
+    let images: Vec<_> = report.images.iter().map(image).collect();
     let invalid: Vec<_> = report
         .invalid
         .iter()
         .map(|(line, error)| json!({ "line": line, "error": explain(error) }))
         .collect();
-    let document = json!({
+    json!({
         "command": command,
         "source": source,
         "target": target,
@@ -66,9 +79,5 @@ pub(crate) fn write(
         "elapsed_seconds": report.elapsed.as_secs_f64(),
         "images": images,
         "invalid": invalid,
-    });
-    let temporary = path.with_extension("json.partial");
-    fs_err::write(&temporary, serde_json::to_vec_pretty(&document)?)?;
-    fs_err::rename(&temporary, path)?;
-    Ok(())
+    })
 }

@@ -63,6 +63,7 @@ pub(crate) async fn run(
         ..CopyOptions::default()
     };
     let report = run_job(
+        "copy",
         Arc::new(RegistrySource::new(source.clone())),
         Sink::Pieces(Arc::new(RegistryDestination::new(target.clone()))),
         options,

@@ -172,6 +172,7 @@ pub(crate) async fn run(
         ..CopyOptions::default()
     };
     let report = run_job(
+        "load",
         planned.source,
         opened.sink,
         options,

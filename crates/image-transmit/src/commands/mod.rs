@@ -1,5 +1,6 @@
 //! One file per subcommand; this module holds what they share: opening registries from
-//! cfg.yaml entries, reading image lists, and the job's closing summary.
+//! cfg.yaml entries, reading image lists, running the job (and notifying about it), and the
+//! job's closing summary.
 #![allow(clippy::print_stdout)]
 
 pub(crate) mod cache;
@@ -32,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{CacheConfig, Config, RegistryEntry};
 use crate::event_stream::EventStream;
 use crate::messages::{explain, explain_plan};
+use crate::notify::Notifier;
 use crate::progress::Progress;
 use crate::status_format::format_bytes;
 
@@ -52,6 +54,8 @@ pub(crate) struct JobSettings {
     pub(crate) retries: u32,
     /// cfg.yaml `cache:`: blobs read through it when set.
     pub(crate) cache: Option<CacheConfig>,
+    /// cfg.yaml's robots and webhooks, told when the job ends.
+    pub(crate) notifier: Notifier,
 }
 
 impl JobSettings {
@@ -64,6 +68,7 @@ impl JobSettings {
             max_connections: maxconn.filter(|n| *n > 0).unwrap_or(config.maxconn),
             retries: retries.unwrap_or(config.retries),
             cache: config.cache.clone(),
+            notifier: Notifier::from_config(config),
         }
     }
 }
@@ -173,8 +178,10 @@ pub(crate) fn list_endpoint(registry: &Registry) -> Endpoint {
     }
 }
 
-/// Runs a copy job with the status line, Ctrl-C handling and blob cache every command shares.
+/// Runs a copy job with the status line, Ctrl-C handling, blob cache and end-of-job
+/// notification every command shares; `command` names the job in the notification.
 pub(crate) async fn run_job(
+    command: &str,
     source: Arc<dyn ImageSource>,
     sink: Sink,
     options: CopyOptions,
@@ -190,6 +197,12 @@ pub(crate) async fn run_job(
     let source: Arc<dyn ImageSource> = match &cache {
         Some(cache) => Arc::new(CachingSource::new(source, cache.clone())),
         None => source,
+    };
+
+    let source_name = source.describe();
+    let target_name = match &sink {
+        Sink::Pieces(destination) => destination.describe(),
+        Sink::Whole(loader) => loader.describe(),
     };
 
     let cancel = CancellationToken::new();
@@ -222,6 +235,10 @@ pub(crate) async fn run_job(
         report.cache = Some(cache.stats());
         evict(cache);
     }
+    settings
+        .notifier
+        .job_finished(command, &source_name, &target_name, &report)
+        .await;
     report
 }
 

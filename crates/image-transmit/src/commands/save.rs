@@ -128,6 +128,7 @@ pub(crate) async fn run(
         ..CopyOptions::default()
     };
     let report = run_job(
+        "save",
         Arc::new(RegistrySource::new(source.clone())),
         Sink::Pieces(writer.clone()),
         options,

@@ -74,6 +74,7 @@ pub(crate) async fn run(
     };
     let reader = Arc::new(reader);
     let report = run_job(
+        "upload",
         reader.clone(),
         Sink::Pieces(Arc::new(RegistryDestination::new(target.clone()))),
         options,

@@ -30,6 +30,7 @@ use super::{
 use crate::cli::{GlobalOptions, WatchArgs};
 use crate::config::Config;
 use crate::messages::{explain, explain_registry};
+use crate::notify::Notifier;
 use crate::status_format::format_bytes;
 
 /// Where the original keeps its history, relative to the working directory.
@@ -226,17 +227,27 @@ pub(crate) async fn run(
                 stop_starting: Some(stop.clone()),
                 ..CopyOptions::default()
             };
+            // The cycle's own notification follows its images', below.
+            let quiet = JobSettings {
+                notifier: Notifier::default(),
+                ..settings.clone()
+            };
             let report = run_job(
+                "watch",
                 Arc::new(RegistrySource::new(source.clone())),
                 Sink::Pieces(Arc::new(RegistryDestination::new(target.clone()))),
                 options,
-                &settings,
+                &quiet,
                 plan.pairs,
                 Vec::new(),
             )
             .await;
             let now = jiff::Zoned::now().strftime("%Y%m%d%H%M%S").to_string();
             for image in &report.images {
+                settings
+                    .notifier
+                    .image_finished("watch", image, image.size, image.elapsed)
+                    .await;
                 match &image.status {
                     ImageStatus::Succeeded { .. } => {
                         history.record(&image.line, &now);
@@ -255,6 +266,10 @@ pub(crate) async fn run(
                     }
                 }
             }
+            settings
+                .notifier
+                .job_finished("watch", source.host(), target.host(), &report)
+                .await;
             bytes = report.bytes_transferred;
             if copied > 0
                 && let Err(error) = history.save()

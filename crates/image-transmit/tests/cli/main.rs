@@ -13,6 +13,7 @@ mod errors;
 mod faults;
 mod legacy;
 mod load;
+mod notify;
 mod serve;
 mod ui;
 mod watch;
