@@ -46,6 +46,8 @@ pub(crate) struct Config {
     pub(crate) outprefix: Option<String>,
     /// Watch-mode rescan period in seconds.
     pub(crate) interval: u64,
+    /// `interval:` given as a cron expression (`"*/10 * * * *"`) instead of seconds.
+    pub(crate) interval_cron: Option<String>,
     pub(crate) dingtalk: Vec<DingTalkRobot>,
     pub(crate) wecom: Vec<WeComRobot>,
     pub(crate) feishu: Vec<FeishuRobot>,
@@ -75,6 +77,7 @@ impl Default for Config {
             keeptemp: false,
             outprefix: None,
             interval: DEFAULT_INTERVAL_SECS,
+            interval_cron: None,
             dingtalk: Vec::new(),
             wecom: Vec::new(),
             feishu: Vec::new(),
@@ -583,7 +586,7 @@ struct RawConfig {
     #[serde(default)]
     outprefix: Option<String>,
     #[serde(default)]
-    interval: Option<u64>,
+    interval: Option<RawInterval>,
     #[serde(default)]
     dingtalk: Option<Vec<Option<RawDingTalk>>>,
     #[serde(default)]
@@ -698,10 +701,22 @@ impl RawConfig {
             lang: non_blank(self.lang),
             keeptemp: self.keeptemp,
             outprefix: non_blank(self.outprefix),
-            interval: self
-                .interval
-                .filter(|&n| n > 0)
-                .unwrap_or(defaults.interval),
+            interval: match &self.interval {
+                Some(RawInterval::Seconds(seconds)) if *seconds > 0 => *seconds,
+                Some(RawInterval::Text(text)) => text
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .unwrap_or(defaults.interval),
+                _ => defaults.interval,
+            },
+            interval_cron: match self.interval {
+                Some(RawInterval::Text(text)) if text.trim().parse::<u64>().is_err() => {
+                    non_blank(Some(text))
+                }
+                _ => None,
+            },
             dingtalk: entries(self.dingtalk)
                 .map(|robot| DingTalkRobot {
                     token: robot.token.unwrap_or_default(),
@@ -779,6 +794,14 @@ fn registries(
             })
         })
         .collect()
+}
+
+/// `interval:` as the original wrote it (seconds) or as a cron expression.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawInterval {
+    Seconds(u64),
+    Text(String),
 }
 
 impl CacheConfig {
@@ -1019,6 +1042,15 @@ localstore: data/.blob-store
         assert_eq!(url_origin("http://user:pw@h/x"), "http://h");
         assert_eq!(url_origin("h.example/x"), "h.example");
         assert_eq!(url_origin("https://h?token=1"), "https://h");
+    }
+
+    #[test]
+    fn interval_is_seconds_or_a_cron_expression() {
+        let seconds = parse("interval: '30'\n").config;
+        assert_eq!((seconds.interval, seconds.interval_cron), (30, None));
+        let cron = parse("interval: \"*/5 * * * *\"\n").config;
+        assert_eq!(cron.interval, DEFAULT_INTERVAL_SECS);
+        assert_eq!(cron.interval_cron.as_deref(), Some("*/5 * * * *"));
     }
 
     #[test]

@@ -108,7 +108,12 @@ enum Schedule {
 
 impl Schedule {
     fn from_args(args: &WatchArgs, config: &Config) -> anyhow::Result<Schedule> {
-        if let Some(expression) = &args.cron {
+        let cron = args.cron.as_ref().or(if args.interval.is_some() {
+            None
+        } else {
+            config.interval_cron.as_ref()
+        });
+        if let Some(expression) = cron {
             let cron = croner::Cron::new(expression).parse().map_err(|e| {
                 UsageError(
                     t!("watch.bad_cron", cron = expression, detail = e.to_string()).to_string(),

@@ -284,3 +284,22 @@ fn sigterm_lets_the_image_in_flight_finish_and_starts_no_other() {
         );
     }
 }
+
+#[test]
+fn a_bad_cron_expression_is_a_usage_error() {
+    let source = TestRegistry::start();
+    let dir = workdir();
+    write(dir.path(), "watch.lst", "team/app\n");
+    write(dir.path(), "cfg.yaml", "interval: \"every ten minutes\"\n");
+    let output = image_transmit(dir.path())
+        .args(["watch", "--from", &source.url(), "--to", &source.url()])
+        .args(["--list", "watch.lst"])
+        .output()
+        .unwrap();
+    let text = output_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("Invalid cron expression every ten minutes"),
+        "{text}"
+    );
+}
