@@ -7,6 +7,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use testkit::proxy::{FaultProxy, Rule};
 use testkit::{Browser, Layer, TestRegistry, push_docker_image, push_oci_image};
 
 use crate::common::{Daemon, served_digest, workdir, write};
@@ -190,4 +191,90 @@ fn requests_without_the_token_are_refused() {
         .output()
         .unwrap();
     assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+}
+
+#[test]
+fn stop_ends_a_running_transmit_cleanly_and_passwords_never_reach_the_page() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let slow = Layer::random(92_001, 2 << 20);
+    push_oci_image(&source, "team/big", "1", std::slice::from_ref(&slow));
+    let proxy = FaultProxy::start(&source);
+    proxy.add(Rule::slow_body(
+        "GET",
+        slow.digest(),
+        32 * 1024,
+        Duration::from_millis(100),
+    ));
+    let dir = workdir();
+    write(
+        dir.path(),
+        "cfg.yaml",
+        &format!(
+            "source:\n- name: nj\n  registry: {}\ntarget:\n- name: gz\n  registry: {}\n  user: deployer\n  password: cfg-secret-1\n",
+            proxy.url(),
+            target.url()
+        ),
+    );
+    let (_ui, url) = start_ui(dir.path());
+    let browser = Browser::start();
+    browser.goto(&url);
+    browser.wait_for_text("#source", Duration::from_secs(20), |text| {
+        text.contains("nj")
+    });
+
+    // A registry added with a password: the page gets its name back, never the password.
+    browser.click("#btn-add-registry");
+    browser.type_into("#reg-name", "extra");
+    browser.type_into("#reg-address", &target.url());
+    browser.type_into("#reg-user", "someone");
+    browser.type_into("#reg-password", "page-secret-2");
+    browser.click("#reg-add");
+    browser.wait_for_text("#source", Duration::from_secs(10), |text| {
+        text.contains("extra")
+    });
+    let state = browser.run(
+        "return fetch('/api/state', {headers: {'x-token': arguments[0]}}).then(r => r.text())",
+        serde_json::json!([url.split("token=").nth(1).unwrap()]),
+    );
+    let state = state.as_str().unwrap();
+    assert!(state.contains("extra"), "{state}");
+    for secret in ["cfg-secret-1", "page-secret-2", "deployer", "someone"] {
+        assert!(
+            !state.contains(secret),
+            "{secret} reached the page: {state}"
+        );
+    }
+    assert!(
+        !browser
+            .run(
+                "return document.documentElement.outerHTML",
+                serde_json::json!([])
+            )
+            .as_str()
+            .unwrap()
+            .contains("cfg-secret-1")
+    );
+
+    // Stop while the big layer trickles in: the job ends, the tag is not pushed.
+    browser.choose("#source", "nj");
+    browser.type_into("#list", "team/big:1\n");
+    browser.click("#btn-transmit");
+    browser.wait_for_text("#status", JOB, |text| text.contains("Doing:1"));
+    browser.click("#btn-stop");
+    browser.wait_for_text("#log", JOB, |text| text.contains("finished, exit status"));
+    assert!(
+        browser.text("#log").contains("finished, exit status 1"),
+        "{}",
+        browser.text("#log")
+    );
+    assert_eq!(served_digest(&target, "team/big", "1"), None);
+    assert!(!browser.text("#btn-transmit").is_empty());
+    assert_eq!(
+        browser.run(
+            "return document.getElementById('btn-transmit').disabled",
+            serde_json::json!([])
+        ),
+        serde_json::json!(false)
+    );
 }

@@ -303,3 +303,40 @@ fn a_bad_cron_expression_is_a_usage_error() {
         "{text}"
     );
 }
+
+#[test]
+fn an_image_that_failed_is_tried_again_next_cycle_and_recorded_once() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let layer = Layer::random(86_001, 20_000);
+    let digest = push_oci_image(&source, "team/app", "1", std::slice::from_ref(&layer)).digest;
+    let proxy = FaultProxy::start(&source);
+    // Every read of the layer in the first cycle (the engine's own blob retries included) is
+    // damaged; the next cycle reads it whole.
+    proxy.add(Rule::corrupt_body("GET", layer.digest()).times(3));
+    let dir = workdir();
+    write(dir.path(), "watch.lst", "team/app\n");
+    let cycle = || {
+        image_transmit(dir.path())
+            .args(["watch", "--once", "--retries", "0", "--from", &proxy.url()])
+            .args(["--to", &target.url(), "--list", "watch.lst"])
+            .output()
+            .unwrap()
+    };
+    let first = cycle();
+    let text = output_text(&first);
+    assert_eq!(first.status.code(), Some(1), "{text}");
+    assert!(text.contains("0 copied, 1 failed"), "{text}");
+    assert_eq!(served_digest(&target, "team/app", "1"), None);
+
+    let second = cycle();
+    assert_success(&second);
+    assert!(
+        stdout_of(&second).contains("1 copied, 0 failed"),
+        "{}",
+        output_text(&second)
+    );
+    assert_eq!(served_digest(&target, "team/app", "1"), Some(digest));
+    let history = std::fs::read_to_string(dir.path().join("data/history.yaml")).unwrap();
+    assert_eq!(history.matches("team/app:1").count(), 1, "{history}");
+}
