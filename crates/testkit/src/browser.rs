@@ -217,6 +217,20 @@ impl Browser {
         );
     }
 
+    /// Picks `files` in the file input `selector` finds, as a file dialog would.
+    #[track_caller]
+    pub fn choose_files(&self, selector: &str, files: &[&Path]) {
+        let element = self
+            .element(selector)
+            .unwrap_or_else(|| panic!("nothing matches {selector}"));
+        let paths: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        self.call(
+            "POST",
+            &format!("/element/{element}/value"),
+            Some(json!({ "text": paths.join("\n") })),
+        );
+    }
+
     /// Chooses `value` in the `<select>` `selector` finds, firing `change` as a user's choice does.
     #[track_caller]
     pub fn choose(&self, selector: &str, value: &str) {

@@ -148,6 +148,10 @@ fn router(state: Arc<UiState>) -> Router {
         .route("/api/jobs/{id}/events", get(job_events))
         .route("/api/jobs/{id}/stop", post(stop_job))
         .route("/api/bundle", get(bundle))
+        .route(
+            "/api/uploads/{batch}/{name}",
+            axum::routing::put(receive_file),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
 }
@@ -626,6 +630,46 @@ async fn stop_job(State(state): State<Arc<UiState>>, UrlPath(id): UrlPath<u64>) 
             Json(json!({"ok": true})).into_response()
         }
         None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// One file of a bundle chosen in the browser (its meta file and data files, from a USB stick
+/// say), streamed to `data/uploads/<batch>/` so Upload and the bundle view find it there.
+async fn receive_file(
+    UrlPath((batch, name)): UrlPath<(String, String)>,
+    body: axum::body::Body,
+) -> Response {
+    let plain = |text: &str| {
+        !text.is_empty()
+            && text != "."
+            && text != ".."
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    };
+    if !plain(&batch) || !plain(&name) {
+        return bad_request(rust_i18n::t!("ui.bad_file_name", name = name).to_string());
+    }
+    let directory = Path::new("data").join("uploads").join(&batch);
+    let path = directory.join(&name);
+    let written = async {
+        tokio::fs::create_dir_all(&directory).await?;
+        let mut file = tokio::fs::File::create(&path).await?;
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(std::io::Error::other)?;
+            tokio::io::AsyncWriteExt::write_all(&mut file, &chunk).await?;
+        }
+        tokio::io::AsyncWriteExt::flush(&mut file).await?;
+        Ok::<_, std::io::Error>(())
+    }
+    .await;
+    match written {
+        Ok(()) => Json(json!({"path": path.display().to_string()})).into_response(),
+        Err(error) => {
+            let _ = std::fs::remove_file(&path);
+            bad_request(error.to_string())
+        }
     }
 }
 

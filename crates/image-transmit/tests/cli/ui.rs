@@ -131,6 +131,37 @@ fn each_button_works_in_a_real_browser() {
     assert_eq!(served_digest(&second, "team/app", "1"), Some(app.digest));
     assert_eq!(served_digest(&second, "team/web", "2"), Some(web.digest));
 
+    // A bundle picked with the file dialog (as from a USB stick) is copied in and offered.
+    let carried = workdir();
+    let saved_meta = dir
+        .path()
+        .join(browser.text("#upload-meta").lines().next().unwrap().trim());
+    let mut files = vec![carried.path().join(saved_meta.file_name().unwrap())];
+    std::fs::copy(&saved_meta, &files[0]).unwrap();
+    for entry in std::fs::read_dir(saved_meta.parent().unwrap()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "tar") {
+            let copy = carried.path().join(path.file_name().unwrap());
+            std::fs::copy(&path, &copy).unwrap();
+            files.push(copy);
+        }
+    }
+    let picked: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    browser.choose_files("#bundle-files", &picked);
+    browser.wait_for_text("#upload-meta", Duration::from_secs(20), |text| {
+        text.contains("data/uploads/")
+    });
+    let offered = browser
+        .run(
+            "return document.getElementById('upload-meta').value",
+            serde_json::json!([]),
+        )
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(offered.starts_with("data/uploads/"), "{offered}");
+    assert!(dir.path().join(&offered).is_file());
+
     // Bundle browsing and the job history.
     let meta = browser.text("#upload-meta");
     let meta = meta.lines().next().unwrap().trim().to_string();
@@ -185,6 +216,21 @@ fn requests_without_the_token_are_refused() {
         stream.read_to_string(&mut reply).unwrap();
         assert!(reply.starts_with("HTTP/1.1 401"), "{path}: {reply}");
     }
+    // Files picked in the page land in data/uploads/, nowhere else.
+    let token = url.split("token=").nth(1).unwrap();
+    for name in ["%2E%2E%2Fcfg.yaml", "..", "a%2Fb"] {
+        let mut stream = TcpStream::connect(&address).unwrap();
+        write!(
+            stream,
+            "PUT /api/uploads/1/{name} HTTP/1.1\r\nHost: {address}\r\nx-token: {token}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"
+        )
+        .unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 400"), "{name}: {reply}");
+    }
+    assert!(!dir.path().join("data/cfg.yaml").exists());
+
     // Only loopback: other machines must not reach it at all.
     let refused = crate::common::image_transmit(dir.path())
         .args(["ui", "--no-open", "--listen", "0.0.0.0:0"])

@@ -308,6 +308,33 @@ async function showBundle() {
   }
 }
 
+// A bundle picked in the browser (meta file and data files) is copied into data/uploads/ on
+// the server, which then offers its meta file for Upload.
+async function receiveBundle() {
+  const files = [...$("bundle-files").files];
+  if (!files.length) return;
+  const batch = `${Date.now()}`;
+  say(t("ui.copying_files", { count: files.length }));
+  try {
+    let meta = null;
+    for (const file of files) {
+      const response = await fetch(`/api/uploads/${batch}/${encodeURIComponent(file.name)}`, {
+        method: "PUT",
+        headers: { "x-token": token },
+        body: file,
+      });
+      const body = await response.json().catch(() => ({}));
+      if (!response.ok) throw new Error(body.error || response.statusText);
+      if (file.name.endsWith("_meta.yaml")) meta = body.path;
+    }
+    await loadState();
+    if (meta) $("upload-meta").value = meta;
+    say("");
+  } catch (error) {
+    say(error.message);
+  }
+}
+
 async function addRegistry(event) {
   event.preventDefault();
   try {
@@ -341,6 +368,7 @@ function wire() {
   $("lang").onchange = () => setLanguage($("lang").value);
   $("archive-mode").onchange = () => ($("base-meta-label").hidden = $("archive-mode").value !== "incr");
   $("bundle-meta").onchange = showBundle;
+  $("bundle-files").onchange = receiveBundle;
   $("btn-add-registry").onclick = () => ($("registry-form").hidden = false);
   $("reg-cancel").onclick = () => ($("registry-form").hidden = true);
   $("registry-form").onsubmit = addRegistry;
