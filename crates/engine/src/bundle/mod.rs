@@ -5,6 +5,7 @@ pub mod archive;
 pub mod chain;
 pub mod compress;
 pub mod meta;
+mod part_writer;
 pub mod parts;
 pub mod reader;
 pub mod verify;

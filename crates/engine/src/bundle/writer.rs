@@ -5,23 +5,25 @@
 //! A transfer that fails halfway is cut back out of its part (the file is truncated to where
 //! the entry began), so a retried or abandoned download never leaves a corrupt entry behind,
 //! which the original did.
+//!
+//! Each part's sha256 is computed, and its data synced while it grows, by threads of the part's
+//! own (`part_writer`), so the runtime's thread only downloads, verifies and writes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use registry::Digest;
 use registry::manifest::{self, Descriptor, ParsedManifest};
-use registry::{Digest, DigestHasher};
 use tokio::sync::Semaphore;
 
 use crate::bundle::archive::{EntryLayout, blob_path, index_files};
 use crate::bundle::compress::compress_part;
 use crate::bundle::meta::{BaseBlob, BundleMeta, Compressor, Entry};
+use crate::bundle::part_writer::Part;
 use crate::bundle::parts::{entry_name, manifest_entry_name};
 use crate::error::{Error, Result};
 use crate::plan::{ListOptions, plan_line};
@@ -30,8 +32,8 @@ use crate::transport::{ByteStream, ImageDestination, Manifest, ManifestRole};
 const BLOCK: u64 = 512;
 /// Two empty blocks end a tar archive.
 const END_OF_ARCHIVE: u64 = 2 * BLOCK;
-/// Write buffer per part: large enough for few system calls, small for a flat memory profile.
-const BUFFER: usize = 256 << 10;
+/// What pads an entry to a whole block.
+const PADDING: [u8; BLOCK as usize] = [0; BLOCK as usize];
 
 /// What a bundle builds on: blobs a base bundle carried are assumed on the target.
 #[derive(Debug, Clone, Default)]
@@ -102,15 +104,6 @@ pub struct BundleWriterOptions {
     pub zstd: bool,
 }
 
-/// One open data file.
-struct Part {
-    name: String,
-    file: BufWriter<File>,
-    written: u64,
-    /// sha256 of the part so far; rolled back with the file when an entry fails.
-    hasher: DigestHasher,
-}
-
 #[derive(Default)]
 struct State {
     entries: BTreeMap<String, Entry>,
@@ -125,34 +118,12 @@ struct State {
     next_part: usize,
 }
 
-impl Part {
-    fn append(&mut self, bytes: &[u8], path: &Path) -> Result<()> {
-        self.file.write_all(bytes).map_err(|e| Error::io(path, e))?;
-        self.hasher.update(bytes);
-        self.written += bytes.len() as u64;
-        Ok(())
-    }
-
-    /// Cuts the file back to `start`, as if nothing had been written since.
-    fn roll_back(&mut self, start: u64, hasher: DigestHasher) -> std::io::Result<()> {
-        self.file.flush()?;
-        let file = self.file.get_mut();
-        file.set_len(start)?;
-        file.seek(SeekFrom::Start(start))?;
-        self.written = start;
-        self.hasher = hasher;
-        Ok(())
-    }
-}
-
 /// A part taken from its slot for one entry. Dropping it, however that happens, returns the
 /// part to the slot, first cutting out an entry that did not finish.
 struct PartLease<'a> {
     writer: &'a BundleWriter,
     slot: usize,
     part: Option<Part>,
-    /// Where the unfinished entry began, and the part's digest state there.
-    entry_start: Option<(u64, DigestHasher)>,
 }
 
 impl PartLease<'_> {
@@ -160,17 +131,6 @@ impl PartLease<'_> {
         self.part
             .as_mut()
             .expect("a lease holds its part until dropped")
-    }
-
-    fn begin_entry(&mut self) -> &mut Part {
-        let part = self.part();
-        let start = (part.written, part.hasher.clone());
-        self.entry_start = Some(start);
-        self.part()
-    }
-
-    fn end_entry(&mut self) {
-        self.entry_start = None;
     }
 }
 
@@ -181,11 +141,9 @@ impl Drop for PartLease<'_> {
             lock(&self.writer.slots)[self.slot] = Slot::Empty;
             return;
         };
-        if let Some((start, hasher)) = self.entry_start.take()
-            && let Err(error) = part.roll_back(start, hasher)
-        {
+        if let Err(error) = part.roll_back() {
             // The part can no longer be trusted; leave it out of the bundle.
-            tracing::warn!(part = %part.name, %error, "cannot cut an unfinished entry out");
+            tracing::warn!(part = %part.name(), %error, "cannot cut an unfinished entry out");
             lock(&self.writer.slots)[self.slot] = Slot::Empty;
             return;
         }
@@ -262,45 +220,24 @@ impl BundleWriter {
             EntryLayout::Original => format!("{}_{number}.tar", self.options.work_name),
             EntryLayout::Archive => format!("{}_docker.tar", self.options.work_name),
         };
-        let path = self.part_path(&name);
-        // Never overwrite: an earlier bundle of the same name must survive.
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        Ok(Part {
-            name,
-            file: BufWriter::with_capacity(BUFFER, file),
-            written: 0,
-            hasher: DigestHasher::new(),
-        })
+        // Never overwrites: an earlier bundle of the same name must survive.
+        Part::create(&self.options.directory, name)
     }
 
-    /// Ends a part's tar stream and records its size and digest.
-    fn close_part(&self, mut part: Part) -> Result<()> {
-        let path = self.part_path(&part.name);
-        let end = [0u8; END_OF_ARCHIVE as usize];
-        part.file.write_all(&end).map_err(|e| Error::io(&path, e))?;
-        part.hasher.update(&end);
-        part.written += END_OF_ARCHIVE;
-        let file = part
-            .file
-            .into_inner()
-            .map_err(|e| Error::io(&path, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(&path, e))?;
-        drop(file);
+    /// Ends a part's tar stream and records its size and digest, once it is on disk.
+    fn close_part(&self, part: Part) -> Result<()> {
+        let name = part.name().to_string();
+        let (size, digest) = part.close(&[0u8; END_OF_ARCHIVE as usize])?;
         if self.options.zstd {
-            let name = format!("{}.zst", part.name);
-            let (size, digest) = compress_part(&path, &self.part_path(&name))?;
+            let compressed = format!("{name}.zst");
+            let (size, digest) =
+                compress_part(&self.part_path(&name), &self.part_path(&compressed))?;
             let mut state = lock(&self.state);
-            state.renamed.insert(part.name, name.clone());
-            state.finished.push((name, size, digest));
+            state.renamed.insert(name, compressed.clone());
+            state.finished.push((compressed, size, digest));
             return Ok(());
         }
-        lock(&self.state)
-            .finished
-            .push((part.name, part.written, part.hasher.finish()));
+        lock(&self.state).finished.push((name, size, digest));
         Ok(())
     }
 
@@ -313,24 +250,25 @@ impl BundleWriter {
         size: u64,
         mut content: ByteStream,
     ) -> Result<u64> {
-        let part = lease.begin_entry();
-        let start = part.written;
-        let path = self.part_path(&part.name);
+        let part = lease.part();
+        let start = part.written();
         let mut header = tar::Header::new_ustar();
-        header.set_path(name).map_err(|e| Error::io(&path, e))?;
+        header
+            .set_path(name)
+            .map_err(|e| Error::io(&self.part_path(part.name()), e))?;
         header.set_size(size);
         header.set_mode(0o644);
         header.set_mtime(0);
         header.set_entry_type(tar::EntryType::Regular);
         header.set_cksum();
-        part.append(header.as_bytes(), &path)?;
+        part.begin_entry()?;
+        part.append(header.as_bytes())?;
         while let Some(chunk) = content.next().await {
-            lease.part().append(&chunk?, &path)?;
+            lease.part().append(&chunk?)?;
         }
-        let padding = vec![0u8; (padded(size) - size) as usize];
         let part = lease.part();
-        part.append(&padding, &path)?;
-        lease.end_entry();
+        part.append(&PADDING[..(padded(size) - size) as usize])?;
+        part.end_entry()?;
         Ok(start + BLOCK)
     }
 
@@ -354,7 +292,6 @@ impl BundleWriter {
             writer: self,
             slot,
             part: taken,
-            entry_start: None,
         };
         let opened = match lease.part.take() {
             Some(part) => part,
@@ -363,15 +300,15 @@ impl BundleWriter {
         let part = match self.options.split_size {
             Some(limit)
                 if self.options.layout == EntryLayout::Original
-                    && opened.written > 0
-                    && opened.written + BLOCK + padded(size) + END_OF_ARCHIVE > limit =>
+                    && opened.written() > 0
+                    && opened.written() + BLOCK + padded(size) + END_OF_ARCHIVE > limit =>
             {
                 self.close_part(opened)?;
                 self.open_part()?
             }
             _ => opened,
         };
-        let file = part.name.clone();
+        let file = part.name().to_string();
         lease.part = Some(part);
         let offset = self.write_entry(&mut lease, name, size, content).await?;
         Ok(Entry { file, offset, size })
@@ -456,7 +393,8 @@ impl BundleWriter {
                 Slot::Empty | Slot::Busy => None,
             })
             .collect();
-        // Each close waits for its file to reach the disk; those waits overlap.
+        // Each close waits for its file to reach the disk and for its sha256; those waits
+        // overlap.
         std::thread::scope(|scope| {
             let closing: Vec<_> = parts
                 .into_iter()
