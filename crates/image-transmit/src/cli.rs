@@ -114,6 +114,10 @@ pub(crate) struct SaveArgs {
     /// Platforms to keep from multi-platform images, e.g. linux/amd64,linux/arm64
     #[arg(long, value_name = "OS/ARCH,…")]
     pub(crate) platform: Option<String>,
+    /// Do not wait for the data files to reach the disk, as the original did: faster, but a
+    /// crash right after the save can lose the bundle (`verify` tells)
+    #[arg(long)]
+    pub(crate) no_sync: bool,
     /// Images to save, in the list's syntax
     #[arg(value_name = "IMAGE")]
     pub(crate) images: Vec<String>,

@@ -59,11 +59,14 @@ pub(crate) struct Part {
     hashing: mpsc::Sender<Hashing>,
     /// Where the unfinished entry began.
     entry_start: Option<u64>,
+    /// Whether closing waits for the data to be on disk.
+    durable: bool,
 }
 
 impl Part {
     /// Creates the file `name` in `directory`, never overwriting one, and starts its threads.
-    pub(crate) fn create(directory: &Path, name: String) -> Result<Part> {
+    /// Unless `durable`, nothing waits for the disk: no syncs while it grows or at its close.
+    pub(crate) fn create(directory: &Path, name: String, durable: bool) -> Result<Part> {
         let path = directory.join(&name);
         let file = File::options()
             .write(true)
@@ -72,18 +75,23 @@ impl Part {
             .map_err(|e| Error::io(&path, e))?;
         // The hasher reads through a handle of its own, with its own position.
         let reader = File::open(&path).map_err(|e| Error::io(&path, e))?;
-        let syncing = file.try_clone().map_err(|e| Error::io(&path, e))?;
-        let (write_back, requests) = mpsc::sync_channel::<()>(1);
-        std::thread::Builder::new()
-            .name(format!("sync {name}"))
-            .spawn(move || {
-                // Ends with the hasher, which holds the other end. Errors are not lost: the
-                // sync when the part is closed reports them.
-                while requests.recv().is_ok() {
-                    let _ = syncing.sync_data();
-                }
-            })
-            .map_err(|e| Error::io(&path, e))?;
+        let write_back = if durable {
+            let syncing = file.try_clone().map_err(|e| Error::io(&path, e))?;
+            let (write_back, requests) = mpsc::sync_channel::<()>(1);
+            std::thread::Builder::new()
+                .name(format!("sync {name}"))
+                .spawn(move || {
+                    // Ends with the hasher, which holds the other end. Errors are not lost: the
+                    // sync when the part is closed reports them.
+                    while requests.recv().is_ok() {
+                        let _ = syncing.sync_data();
+                    }
+                })
+                .map_err(|e| Error::io(&path, e))?;
+            Some(write_back)
+        } else {
+            None
+        };
         let (hashing, told) = mpsc::channel();
         let hasher = Hasher {
             file: reader,
@@ -109,6 +117,7 @@ impl Part {
             published: 0,
             hashing,
             entry_start: None,
+            durable,
         })
     }
 
@@ -182,7 +191,9 @@ impl Part {
         let (answer, answered) = mpsc::sync_channel(1);
         self.tell(Hashing::Close(self.written, answer))
             .map_err(io)?;
-        self.file.get_ref().sync_all().map_err(io)?;
+        if self.durable {
+            self.file.get_ref().sync_all().map_err(io)?;
+        }
         let digest = answered
             .recv()
             .map_err(|_| io(std::io::Error::other("the data file's hasher thread ended")))?
@@ -213,7 +224,8 @@ struct Hasher {
     mark: Mark,
     /// The first read error; the sha256 is lost then.
     error: Option<std::io::Error>,
-    write_back: mpsc::SyncSender<()>,
+    /// Asks the sync thread to sync; `None` when nothing waits for the disk.
+    write_back: Option<mpsc::SyncSender<()>>,
     /// The size at which the next sync is asked for.
     write_back_at: u64,
 }
@@ -232,7 +244,9 @@ impl Hasher {
                     if written >= self.write_back_at {
                         self.write_back_at = written + WRITE_BACK_EVERY;
                         // A sync already waiting covers these bytes too.
-                        let _ = self.write_back.try_send(());
+                        if let Some(write_back) = &self.write_back {
+                            let _ = write_back.try_send(());
+                        }
                     }
                     self.catch_up();
                 }
@@ -319,7 +333,7 @@ mod tests {
     #[test]
     fn size_and_sha256_match_the_file_after_roll_backs() {
         let dir = tempfile::tempdir().unwrap();
-        let mut part = Part::create(dir.path(), "p.tar".to_string()).unwrap();
+        let mut part = Part::create(dir.path(), "p.tar".to_string(), true).unwrap();
         let mut expected = Vec::new();
         for (seed, len, keep) in [
             (1, 3 * BUFFER + 7, true),
@@ -353,7 +367,7 @@ mod tests {
     fn never_overwrites_a_file() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("p.tar"), b"earlier").unwrap();
-        assert!(Part::create(dir.path(), "p.tar".to_string()).is_err());
+        assert!(Part::create(dir.path(), "p.tar".to_string(), true).is_err());
         assert_eq!(std::fs::read(dir.path().join("p.tar")).unwrap(), b"earlier");
     }
 }

@@ -102,6 +102,9 @@ pub struct BundleWriterOptions {
     pub layout: EntryLayout,
     /// Compress each data file as one zstd stream once it is complete.
     pub zstd: bool,
+    /// Do not wait for data files to reach the disk (the original never did): faster, but a
+    /// crash or a pulled stick right after the save can lose the bundle. `verify` tells.
+    pub no_sync: bool,
 }
 
 #[derive(Default)]
@@ -221,7 +224,7 @@ impl BundleWriter {
             EntryLayout::Archive => format!("{}_docker.tar", self.options.work_name),
         };
         // Never overwrites: an earlier bundle of the same name must survive.
-        Part::create(&self.options.directory, name)
+        Part::create(&self.options.directory, name, !self.options.no_sync)
     }
 
     /// Ends a part's tar stream and records its size and digest, once it is on disk.

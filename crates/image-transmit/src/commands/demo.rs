@@ -133,6 +133,7 @@ async fn save(
             bases: Vec::new(),
             layout: EntryLayout::Original,
             zstd: false,
+            no_sync: false,
         })
         .map_err(fail)?,
     );

@@ -118,6 +118,7 @@ pub(crate) async fn run(
             bases,
             layout,
             zstd,
+            no_sync: args.no_sync,
         })
         .map_err(|e| RunError(explain(&e)))?,
     );

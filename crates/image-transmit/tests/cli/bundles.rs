@@ -1735,3 +1735,24 @@ fn zstd_bundles_round_trip_and_serve_as_a_base() {
         output_text(&output)
     );
 }
+
+/// `--no-sync` changes only when the data reaches the disk, never what is written.
+#[test]
+fn a_save_that_does_not_wait_for_the_disk_writes_the_same_sound_bundle() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let image = push_oci_image(
+        &source,
+        "team/app",
+        "1",
+        &[Layer::random(1_901, 40_000), Layer::random(1_902, 9_000)],
+    );
+    let dir = workdir();
+    let meta_path = save_ok(dir.path(), &source.url(), &["--no-sync", "team/app:1"]);
+    assert_success(&verify(&meta_path));
+    assert_success(&upload(&target.url(), &meta_path, &[]));
+    assert_eq!(
+        served_digest(&target, "team/app", "1"),
+        Some(image.digest.clone())
+    );
+}
