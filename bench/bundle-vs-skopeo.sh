@@ -114,7 +114,9 @@ measure() {
     mkdir -p "$dir"
     case "$scenario:$tool" in
         *save:image-transmit)
-            cmd=("$bin" --lang en_US save --from "http://127.0.0.1:$src_port")
+            # SAVE_FLAGS adds options to every save (e.g. --no-sync).
+            read -ra save_flags <<< "${SAVE_FLAGS:-}"
+            cmd=("$bin" --lang en_US save "${save_flags[@]}" --from "http://127.0.0.1:$src_port")
             for r in "${repos[@]}"; do cmd+=("$r:latest"); done ;;
         *save:skopeo|*save-layout:skopeo)
             rm -f "$skopeo_cache"

@@ -162,6 +162,17 @@ fn each_button_works_in_a_real_browser() {
     assert!(offered.starts_with("data/uploads/"), "{offered}");
     assert!(dir.path().join(&offered).is_file());
 
+    // An incremental save on the bundle just made: only what that bundle lacks.
+    browser.choose("#archive-mode", "incr");
+    browser.choose("#base-meta", &offered);
+    browser.type_into("#list", "team/app:1\nteam/web:2\n");
+    browser.click("#btn-save");
+    browser.wait_for_text("#summary", JOB, summary_says("2 succeeded"));
+    browser.wait_for_text("#upload-meta", Duration::from_secs(10), |text| {
+        text.contains("img_incr_")
+    });
+    browser.choose("#archive-mode", "full");
+
     // Bundle browsing and the job history.
     let meta = browser.text("#upload-meta");
     let meta = meta.lines().next().unwrap().trim().to_string();
@@ -174,7 +185,7 @@ fn each_button_works_in_a_real_browser() {
             "return document.querySelectorAll('#history li').length",
             serde_json::json!([])
         ),
-        serde_json::json!(3)
+        serde_json::json!(4)
     );
 
     // Watch runs until Stop; Stop ends it cleanly.
