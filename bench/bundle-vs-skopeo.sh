@@ -114,7 +114,7 @@ measure() {
     mkdir -p "$dir"
     case "$scenario:$tool" in
         *save:image-transmit)
-            # SAVE_FLAGS adds options to every save (e.g. --no-sync).
+            # SAVE_FLAGS adds options to every save (e.g. --fast).
             read -ra save_flags <<< "${SAVE_FLAGS:-}"
             cmd=("$bin" --lang en_US save "${save_flags[@]}" --from "http://127.0.0.1:$src_port")
             for r in "${repos[@]}"; do cmd+=("$r:latest"); done ;;

@@ -114,10 +114,11 @@ pub(crate) struct SaveArgs {
     /// Platforms to keep from multi-platform images, e.g. linux/amd64,linux/arm64
     #[arg(long, value_name = "OS/ARCH,…")]
     pub(crate) platform: Option<String>,
-    /// Do not wait for the data files to reach the disk, as the original did: faster, but a
-    /// crash right after the save can lose the bundle (`verify` tells)
+    /// As the original: do not wait for the disk and record no checksum of whole data files
+    /// (every blob's digest is still checked). Faster; a crash right after the save can lose
+    /// the bundle, which `verify` then reports
     #[arg(long)]
-    pub(crate) no_sync: bool,
+    pub(crate) fast: bool,
     /// Images to save, in the list's syntax
     #[arg(value_name = "IMAGE")]
     pub(crate) images: Vec<String>,

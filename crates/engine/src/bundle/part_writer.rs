@@ -56,42 +56,48 @@ pub(crate) struct Part {
     written: u64,
     /// Bytes the hasher has been told the file holds.
     published: u64,
-    hashing: mpsc::Sender<Hashing>,
+    /// The hasher thread; `None` in fast mode.
+    hashing: Option<mpsc::Sender<Hashing>>,
     /// Where the unfinished entry began.
     entry_start: Option<u64>,
-    /// Whether closing waits for the data to be on disk.
-    durable: bool,
 }
 
 impl Part {
     /// Creates the file `name` in `directory`, never overwriting one, and starts its threads.
-    /// Unless `durable`, nothing waits for the disk: no syncs while it grows or at its close.
-    pub(crate) fn create(directory: &Path, name: String, durable: bool) -> Result<Part> {
+    /// When `fast`, there are none: nothing waits for the disk and no sha256 is computed for
+    /// the file (its blobs' digests are still checked as they stream in).
+    pub(crate) fn create(directory: &Path, name: String, fast: bool) -> Result<Part> {
         let path = directory.join(&name);
         let file = File::options()
             .write(true)
             .create_new(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
+        if fast {
+            return Ok(Part {
+                name,
+                path,
+                file: BufWriter::with_capacity(BUFFER, file),
+                written: 0,
+                published: 0,
+                hashing: None,
+                entry_start: None,
+            });
+        }
         // The hasher reads through a handle of its own, with its own position.
         let reader = File::open(&path).map_err(|e| Error::io(&path, e))?;
-        let write_back = if durable {
-            let syncing = file.try_clone().map_err(|e| Error::io(&path, e))?;
-            let (write_back, requests) = mpsc::sync_channel::<()>(1);
-            std::thread::Builder::new()
-                .name(format!("sync {name}"))
-                .spawn(move || {
-                    // Ends with the hasher, which holds the other end. Errors are not lost: the
-                    // sync when the part is closed reports them.
-                    while requests.recv().is_ok() {
-                        let _ = syncing.sync_data();
-                    }
-                })
-                .map_err(|e| Error::io(&path, e))?;
-            Some(write_back)
-        } else {
-            None
-        };
+        let syncing = file.try_clone().map_err(|e| Error::io(&path, e))?;
+        let (write_back, requests) = mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name(format!("sync {name}"))
+            .spawn(move || {
+                // Ends with the hasher, which holds the other end. Errors are not lost: the
+                // sync when the part is closed reports them.
+                while requests.recv().is_ok() {
+                    let _ = syncing.sync_data();
+                }
+            })
+            .map_err(|e| Error::io(&path, e))?;
         let (hashing, told) = mpsc::channel();
         let hasher = Hasher {
             file: reader,
@@ -115,9 +121,8 @@ impl Part {
             file: BufWriter::with_capacity(BUFFER, file),
             written: 0,
             published: 0,
-            hashing,
+            hashing: Some(hashing),
             entry_start: None,
-            durable,
         })
     }
 
@@ -130,9 +135,12 @@ impl Part {
     }
 
     fn tell(&self, news: Hashing) -> std::io::Result<()> {
-        self.hashing
-            .send(news)
-            .map_err(|_| std::io::Error::other("the data file's hasher thread ended"))
+        match &self.hashing {
+            Some(hashing) => hashing
+                .send(news)
+                .map_err(|_| std::io::Error::other("the data file's hasher thread ended")),
+            None => Ok(()),
+        }
     }
 
     pub(crate) fn begin_entry(&mut self) -> Result<()> {
@@ -181,24 +189,25 @@ impl Part {
     }
 
     /// Appends `end` (the end of the tar stream), syncs the file and returns its size and
-    /// sha256.
-    pub(crate) fn close(mut self, end: &[u8]) -> Result<(u64, Digest)> {
+    /// sha256; in fast mode, without syncing and without a sha256.
+    pub(crate) fn close(mut self, end: &[u8]) -> Result<(u64, Option<Digest>)> {
         let path = self.path.clone();
         let io = |e| Error::io(&path, e);
         self.file.write_all(end).map_err(io)?;
         self.written += end.len() as u64;
         self.file.flush().map_err(io)?;
+        if self.hashing.is_none() {
+            return Ok((self.written, None));
+        }
         let (answer, answered) = mpsc::sync_channel(1);
         self.tell(Hashing::Close(self.written, answer))
             .map_err(io)?;
-        if self.durable {
-            self.file.get_ref().sync_all().map_err(io)?;
-        }
+        self.file.get_ref().sync_all().map_err(io)?;
         let digest = answered
             .recv()
             .map_err(|_| io(std::io::Error::other("the data file's hasher thread ended")))?
             .map_err(io)?;
-        Ok((self.written, digest))
+        Ok((self.written, Some(digest)))
     }
 }
 
@@ -224,8 +233,7 @@ struct Hasher {
     mark: Mark,
     /// The first read error; the sha256 is lost then.
     error: Option<std::io::Error>,
-    /// Asks the sync thread to sync; `None` when nothing waits for the disk.
-    write_back: Option<mpsc::SyncSender<()>>,
+    write_back: mpsc::SyncSender<()>,
     /// The size at which the next sync is asked for.
     write_back_at: u64,
 }
@@ -244,9 +252,7 @@ impl Hasher {
                     if written >= self.write_back_at {
                         self.write_back_at = written + WRITE_BACK_EVERY;
                         // A sync already waiting covers these bytes too.
-                        if let Some(write_back) = &self.write_back {
-                            let _ = write_back.try_send(());
-                        }
+                        let _ = self.write_back.try_send(());
                     }
                     self.catch_up();
                 }
@@ -328,12 +334,31 @@ mod tests {
             .collect()
     }
 
+    /// A fast part writes and cuts back the same bytes, with no checksum to give.
+    #[test]
+    fn a_fast_part_rolls_back_and_has_no_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut part = Part::create(dir.path(), "p.tar".to_string(), true).unwrap();
+        part.begin_entry().unwrap();
+        part.append(&bytes(1, BUFFER + 3)).unwrap();
+        part.end_entry().unwrap();
+        part.begin_entry().unwrap();
+        part.append(&bytes(2, 2 * BUFFER)).unwrap();
+        part.roll_back().unwrap();
+        let (size, digest) = part.close(&[0; 4]).unwrap();
+        let mut expected = bytes(1, BUFFER + 3);
+        expected.extend([0; 4]);
+        assert_eq!(digest, None);
+        assert_eq!(size, expected.len() as u64);
+        assert_eq!(std::fs::read(dir.path().join("p.tar")).unwrap(), expected);
+    }
+
     /// Entries larger than the write buffer, one cut back out halfway, one cut back out before
     /// anything reached the file: the size and sha256 are those of the file that is left.
     #[test]
     fn size_and_sha256_match_the_file_after_roll_backs() {
         let dir = tempfile::tempdir().unwrap();
-        let mut part = Part::create(dir.path(), "p.tar".to_string(), true).unwrap();
+        let mut part = Part::create(dir.path(), "p.tar".to_string(), false).unwrap();
         let mut expected = Vec::new();
         for (seed, len, keep) in [
             (1, 3 * BUFFER + 7, true),
@@ -360,14 +385,14 @@ mod tests {
         let on_disk = std::fs::read(dir.path().join("p.tar")).unwrap();
         assert_eq!(on_disk, expected);
         assert_eq!(size, expected.len() as u64);
-        assert_eq!(digest, Digest::of(&expected));
+        assert_eq!(digest, Some(Digest::of(&expected)));
     }
 
     #[test]
     fn never_overwrites_a_file() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("p.tar"), b"earlier").unwrap();
-        assert!(Part::create(dir.path(), "p.tar".to_string(), true).is_err());
+        assert!(Part::create(dir.path(), "p.tar".to_string(), false).is_err());
         assert_eq!(std::fs::read(dir.path().join("p.tar")).unwrap(), b"earlier");
     }
 }

@@ -102,9 +102,10 @@ pub struct BundleWriterOptions {
     pub layout: EntryLayout,
     /// Compress each data file as one zstd stream once it is complete.
     pub zstd: bool,
-    /// Do not wait for data files to reach the disk (the original never did): faster, but a
-    /// crash or a pulled stick right after the save can lose the bundle. `verify` tells.
-    pub no_sync: bool,
+    /// As the original: do not wait for data files to reach the disk, and record no sha256 of
+    /// them (blob digests are still checked on the way and by `verify`). Faster; a crash
+    /// right after the save can lose the bundle, which `verify` then reports.
+    pub fast: bool,
 }
 
 #[derive(Default)]
@@ -115,7 +116,8 @@ struct State {
     media_types: BTreeMap<String, String>,
     owners: BTreeMap<String, Vec<String>>,
     base_blobs: BTreeMap<String, BaseBlob>,
-    finished: Vec<(String, u64, Digest)>,
+    /// Closed parts: name, size, sha256 (none in fast mode).
+    finished: Vec<(String, u64, Option<Digest>)>,
     /// Plain part name → compressed part name, for entries written before compression.
     renamed: HashMap<String, String>,
     next_part: usize,
@@ -224,7 +226,7 @@ impl BundleWriter {
             EntryLayout::Archive => format!("{}_docker.tar", self.options.work_name),
         };
         // Never overwrites: an earlier bundle of the same name must survive.
-        Part::create(&self.options.directory, name, !self.options.no_sync)
+        Part::create(&self.options.directory, name, self.options.fast)
     }
 
     /// Ends a part's tar stream and records its size and digest, once it is on disk.
@@ -237,7 +239,7 @@ impl BundleWriter {
                 compress_part(&self.part_path(&name), &self.part_path(&compressed))?;
             let mut state = lock(&self.state);
             state.renamed.insert(name, compressed.clone());
-            state.finished.push((compressed, size, digest));
+            state.finished.push((compressed, size, Some(digest)));
             return Ok(());
         }
         lock(&self.state).finished.push((name, size, digest));
@@ -416,8 +418,10 @@ impl BundleWriter {
         let mut meta = BundleMeta::new_ours();
         for (name, size, digest) in &state.finished {
             meta.datafiles.insert(name.clone(), *size);
-            meta.datafile_sha256
-                .insert(name.clone(), digest.hex().to_string());
+            if let Some(digest) = digest {
+                meta.datafile_sha256
+                    .insert(name.clone(), digest.hex().to_string());
+            }
         }
         meta.blobs = state.owners;
         meta.manifests = state.manifests;

@@ -133,7 +133,7 @@ async fn save(
             bases: Vec::new(),
             layout: EntryLayout::Original,
             zstd: false,
-            no_sync: false,
+            fast: false,
         })
         .map_err(fail)?,
     );

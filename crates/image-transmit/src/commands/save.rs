@@ -118,7 +118,7 @@ pub(crate) async fn run(
             bases,
             layout,
             zstd,
-            no_sync: args.no_sync,
+            fast: args.fast,
         })
         .map_err(|e| RunError(explain(&e)))?,
     );
