@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::registry::free_port;
+use crate::tools::require_program;
 
 /// The key under which WebDriver names an element.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -29,20 +30,8 @@ pub struct Browser {
 impl Browser {
     #[track_caller]
     pub fn start() -> Browser {
-        for (program, package) in [
-            ("chromedriver", "chromium-driver"),
-            ("chromium", "chromium"),
-        ] {
-            let found = Command::new("sh")
-                .args(["-c", &format!("command -v {program}")])
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|status| status.success());
-            assert!(
-                found,
-                "the UI tests need `{program}`; install it with: apt-get install -y {package}"
-            );
-        }
+        require_program("chromedriver", "chromium-driver");
+        require_program("chromium", "chromium");
         let port = free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))

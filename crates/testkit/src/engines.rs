@@ -12,21 +12,9 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::tools::output;
+use crate::tools::{output, require_program};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn require(program: &str, package: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    assert!(
-        found,
-        "this test needs `{program}`; install it with: apt-get install -y {package}"
-    );
-}
 
 fn wait_until(what: &str, log: &Path, mut ready: impl FnMut() -> bool) {
     let started = Instant::now();
@@ -56,7 +44,7 @@ pub struct TestPodman {
 impl TestPodman {
     #[track_caller]
     pub fn start() -> TestPodman {
-        require("podman", "podman");
+        require_program("podman", "podman");
         let dir = tempfile::Builder::new()
             .prefix("testkit-podman-")
             .tempdir()
@@ -169,8 +157,8 @@ pub struct TestContainerd {
 impl TestContainerd {
     #[track_caller]
     pub fn start() -> TestContainerd {
-        require("containerd", "containerd");
-        require("ctr", "containerd");
+        require_program("containerd", "containerd");
+        require_program("ctr", "containerd");
         let dir = tempfile::Builder::new()
             .prefix("testkit-containerd-")
             .tempdir()

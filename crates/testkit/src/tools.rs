@@ -37,6 +37,16 @@ pub fn require_tools() {
     }
 }
 
+/// Panics, naming the Debian package to install, unless `program` is on `PATH`: for the tests
+/// of one feature that need a program the others do not.
+#[track_caller]
+pub(crate) fn require_program(program: &str, package: &str) {
+    assert!(
+        on_path(program),
+        "this test needs `{program}`; install it with: apt-get install -y {package}"
+    );
+}
+
 fn on_path(program: &str) -> bool {
     env::var_os("PATH")
         .is_some_and(|path| env::split_paths(&path).any(|dir| is_executable(&dir.join(program))))
