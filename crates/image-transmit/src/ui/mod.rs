@@ -54,6 +54,8 @@ pub(crate) struct UiState {
     /// Registries added on the page for this run, as (side, entry).
     added: Mutex<Vec<(Side, RegistryEntry)>>,
     jobs: Mutex<Vec<Arc<jobs::Job>>>,
+    /// Jobs of earlier runs of the UI, from the reports they left in [`UI_DIR`], oldest first.
+    earlier: Vec<Value>,
     language: String,
 }
 
@@ -72,6 +74,7 @@ impl UiState {
             config,
             added: Mutex::new(Vec::new()),
             jobs: Mutex::new(Vec::new()),
+            earlier: earlier_jobs(Path::new(UI_DIR)),
             language,
         }
     }
@@ -112,6 +115,51 @@ impl UiState {
             .find(|job| job.id == id)
             .cloned()
     }
+}
+
+/// The reports earlier runs of the UI left behind, as job summaries numbered from 1, oldest
+/// first, so the history survives a restart.
+fn earlier_jobs(directory: &Path) -> Vec<Value> {
+    let Ok(listing) = std::fs::read_dir(directory) else {
+        return Vec::new();
+    };
+    let mut reports: Vec<(std::time::SystemTime, Value)> = listing
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".json"))
+        .filter_map(|entry| {
+            let when = entry.metadata().and_then(|m| m.modified()).ok()?;
+            let report =
+                serde_json::from_slice::<Value>(&std::fs::read(entry.path()).ok()?).ok()?;
+            Some((when, report))
+        })
+        .collect();
+    reports.sort_by_key(|(when, _)| *when);
+    reports
+        .into_iter()
+        .enumerate()
+        .map(|(index, (when, report))| {
+            let mode = match report["command"].as_str() {
+                Some("copy") => "transmit",
+                Some(other) => other,
+                None => "transmit",
+            }
+            .to_string();
+            let summary = &report["summary"];
+            let troubled = summary["failed"].as_u64().unwrap_or(0)
+                + summary["invalid"].as_u64().unwrap_or(0)
+                > 0
+                || summary["cancelled"].as_bool().unwrap_or(false);
+            json!({
+                "id": index + 1,
+                "mode": mode,
+                "started": jiff::Timestamp::try_from(when)
+                    .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+                    .unwrap_or_default(),
+                "running": false,
+                "outcome": {"exit": u8::from(troubled), "report": report},
+            })
+        })
+        .collect()
 }
 
 /// 32 hex digits from the operating system's randomness (through the hasher's random keys).
@@ -237,6 +285,7 @@ async fn ui_state(State(state): State<Arc<UiState>>) -> Json<Value> {
         .iter()
         .rev()
         .map(|job| job.summary())
+        .chain(state.earlier.iter().rev().cloned())
         .collect();
     Json(json!({
         "sources": names(Side::Source),
@@ -436,7 +485,8 @@ async fn start_job(State(state): State<Arc<UiState>>, Json(request): Json<JobReq
     }
     let id = {
         let jobs = state.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        jobs.last().map_or(1, |job| job.id + 1)
+        jobs.last()
+            .map_or(state.earlier.len() as u64 + 1, |job| job.id + 1)
     };
     let arguments = match job_arguments(&state, &request, &directory, id) {
         Ok(arguments) => arguments,
@@ -592,8 +642,11 @@ fn job_config(state: &UiState, directory: &Path, id: u64) -> Result<PathBuf, Str
 }
 
 async fn job_details(State(state): State<Arc<UiState>>, UrlPath(id): UrlPath<u64>) -> Response {
-    match state.job(id) {
-        Some(job) => Json(job.summary()).into_response(),
+    if let Some(job) = state.job(id) {
+        return Json(job.summary()).into_response();
+    }
+    match state.earlier.iter().find(|job| job["id"] == id) {
+        Some(job) => Json(job.clone()).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }

@@ -335,3 +335,39 @@ fn stop_ends_a_running_transmit_cleanly_and_passwords_never_reach_the_page() {
         serde_json::json!(false)
     );
 }
+
+#[test]
+fn past_jobs_are_listed_again_after_a_restart() {
+    let dir = workdir();
+    std::fs::create_dir_all(dir.path().join("data/ui")).unwrap();
+    write(
+        dir.path(),
+        "data/ui/job-1-100.json",
+        r#"{"command":"copy","source":"a","target":"b","summary":{"total":2,"succeeded":1,"failed":1,"invalid":0,"cancelled":false},"images":[],"invalid":[]}"#,
+    );
+    let (_ui, url) = start_ui(dir.path());
+    let address = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let token = url.split("token=").nth(1).unwrap();
+    let get = |path: &str| {
+        let mut stream = TcpStream::connect(&address).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {address}\r\nx-token: {token}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        reply
+    };
+    let state = get("/api/state");
+    assert!(state.contains(r#""mode":"transmit""#), "{state}");
+    assert!(state.contains(r#""exit":1"#), "{state}");
+    let job = get("/api/jobs/1");
+    assert!(job.starts_with("HTTP/1.1 200"), "{job}");
+    assert!(job.contains(r#""succeeded":1"#), "{job}");
+}
