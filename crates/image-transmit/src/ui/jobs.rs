@@ -159,6 +159,13 @@ async fn follow(job: &Job, output: Option<impl AsyncRead + Unpin>, events: bool)
 
 async fn finish(job: &Job, mut child: Child) {
     let code = child.wait().await.ok().and_then(|status| status.code());
+    // The job's list and its configuration copy (which holds the passwords of registries added
+    // on the page) go with it; its report stays for the history.
+    let stem = job.report_path.with_extension("");
+    let stem = stem.display();
+    for leftover in [format!("{stem}.lst"), format!("{stem}-cfg.yaml")] {
+        let _ = std::fs::remove_file(leftover);
+    }
     let report = std::fs::read(&job.report_path)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());

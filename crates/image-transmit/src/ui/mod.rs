@@ -590,8 +590,8 @@ fn job_arguments(
 }
 
 /// The configuration a job runs with: cfg.yaml as found, plus the registries added on the
-/// page. Written only when registries were added (it then holds their passwords, so it sits
-/// in the UI's own folder and is removed with the job's other files by the user).
+/// page. Written only when registries were added; it then holds their passwords, so it is
+/// removed when the job ends.
 fn job_config(state: &UiState, directory: &Path, id: u64) -> Result<PathBuf, String> {
     let added = state
         .added

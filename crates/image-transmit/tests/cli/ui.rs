@@ -129,6 +129,12 @@ fn each_button_works_in_a_real_browser() {
     browser.click("#btn-upload");
     browser.wait_for_text("#summary", JOB, summary_says("2 succeeded"));
     assert_eq!(served_digest(&second, "team/app", "1"), Some(app.digest));
+    // The job's copy of the configuration (with the added registry) is gone; its report stays.
+    let left: Vec<String> = std::fs::read_dir(dir.path().join("data/ui"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.iter().all(|name| name.ends_with(".json")), "{left:?}");
     assert_eq!(served_digest(&second, "team/web", "2"), Some(web.digest));
 
     // A bundle picked with the file dialog (as from a USB stick) is copied in and offered.
