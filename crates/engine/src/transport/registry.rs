@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures_util::StreamExt;
 use registry::manifest::Descriptor;
 use registry::{Digest, MountOutcome, Registry, UploadSession};
@@ -39,6 +40,9 @@ impl ImageSource for RegistrySource {
         Ok(blob.stream.boxed())
     }
 }
+
+/// The size of the pieces an upload's body is cut into (see `put_blob`).
+const UPLOAD_PIECE: usize = 16 << 10;
 
 pub struct RegistryDestination {
     registry: Registry,
@@ -112,6 +116,20 @@ impl ImageDestination for RegistryDestination {
             Some(session) => session,
             None => self.registry.start_upload(repository).await?,
         };
+        // Chunks from a registry download are slices of that connection's read buffer (which
+        // grows to ~400 KiB). The upload queues up to 16 chunks before the socket takes them;
+        // queued slices would keep the download's buffers alive and make it allocate new
+        // ones. Small copies bound the queue and free the download's buffer at once.
+        let content = content.flat_map(|chunk| {
+            let pieces: Vec<Result<Bytes, registry::Error>> = match chunk {
+                Ok(bytes) => bytes
+                    .chunks(UPLOAD_PIECE)
+                    .map(|piece| Ok(Bytes::copy_from_slice(piece)))
+                    .collect(),
+                Err(error) => vec![Err(error)],
+            };
+            futures_util::stream::iter(pieces)
+        });
         self.registry
             .upload_blob(session, &descriptor.digest, descriptor.size, content)
             .await?;
