@@ -29,6 +29,28 @@ fn start_ui(dir: &Path) -> (Daemon, String) {
     (ui, url)
 }
 
+/// The UI's `host:port` and token, from the address it printed.
+fn address_and_token(url: &str) -> (String, String) {
+    let rest = url.trim_start_matches("http://");
+    let address = rest.split('/').next().unwrap().to_string();
+    let token = rest.split("token=").nth(1).unwrap_or_default().to_string();
+    (address, token)
+}
+
+/// One raw HTTP/1.1 request to the UI (`headers` end with `\r\n` each); the whole reply.
+fn raw_request(address: &str, method: &str, path: &str, headers: &str, body: &str) -> String {
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    reply
+}
+
 fn screenshots() -> (PathBuf, Option<tempfile::TempDir>) {
     match std::env::var_os("IMAGE_TRANSMIT_SCREENSHOTS") {
         Some(dir) => (PathBuf::from(dir), None),
@@ -216,34 +238,21 @@ fn each_button_works_in_a_real_browser() {
 fn requests_without_the_token_are_refused() {
     let dir = workdir();
     let (_ui, url) = start_ui(dir.path());
-    let address = url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let (address, token) = address_and_token(&url);
     for path in ["/", "/api/state", "/api/jobs/1/events", "/?token=wrong"] {
-        let mut stream = TcpStream::connect(&address).unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut reply = String::new();
-        stream.read_to_string(&mut reply).unwrap();
+        let reply = raw_request(&address, "GET", path, "", "");
         assert!(reply.starts_with("HTTP/1.1 401"), "{path}: {reply}");
     }
     // Files picked in the page land in data/uploads/, nowhere else.
-    let token = url.split("token=").nth(1).unwrap();
     for name in ["%2E%2E%2Fcfg.yaml", "..", "a%2Fb"] {
-        let mut stream = TcpStream::connect(&address).unwrap();
-        write!(
-            stream,
-            "PUT /api/uploads/1/{name} HTTP/1.1\r\nHost: {address}\r\nx-token: {token}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"
-        )
-        .unwrap();
-        let mut reply = String::new();
-        stream.read_to_string(&mut reply).unwrap();
+        let path = format!("/api/uploads/1/{name}");
+        let reply = raw_request(
+            &address,
+            "PUT",
+            &path,
+            &format!("x-token: {token}\r\n"),
+            "hi",
+        );
         assert!(reply.starts_with("HTTP/1.1 400"), "{name}: {reply}");
     }
     assert!(!dir.path().join("data/cfg.yaml").exists());
@@ -298,7 +307,7 @@ fn stop_ends_a_running_transmit_cleanly_and_passwords_never_reach_the_page() {
     });
     let state = browser.run(
         "return fetch('/api/state', {headers: {'x-token': arguments[0]}}).then(r => r.text())",
-        serde_json::json!([url.split("token=").nth(1).unwrap()]),
+        serde_json::json!([address_and_token(&url).1]),
     );
     let state = state.as_str().unwrap();
     assert!(state.contains("extra"), "{state}");
@@ -352,24 +361,8 @@ fn past_jobs_are_listed_again_after_a_restart() {
         r#"{"command":"copy","source":"a","target":"b","summary":{"total":2,"succeeded":1,"failed":1,"invalid":0,"cancelled":false},"images":[],"invalid":[]}"#,
     );
     let (_ui, url) = start_ui(dir.path());
-    let address = url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let token = url.split("token=").nth(1).unwrap();
-    let get = |path: &str| {
-        let mut stream = TcpStream::connect(&address).unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {address}\r\nx-token: {token}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut reply = String::new();
-        stream.read_to_string(&mut reply).unwrap();
-        reply
-    };
+    let (address, token) = address_and_token(&url);
+    let get = |path: &str| raw_request(&address, "GET", path, &format!("x-token: {token}\r\n"), "");
     let state = get("/api/state");
     assert!(state.contains(r#""mode":"transmit""#), "{state}");
     assert!(state.contains(r#""exit":1"#), "{state}");
