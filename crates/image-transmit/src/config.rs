@@ -365,7 +365,7 @@ impl Config {
 
     /// Reads and parses `path`.
     pub(crate) fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = crate::text_file::read(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
@@ -892,6 +892,23 @@ target:
         assert_eq!(config.retries, DEFAULT_RETRIES);
         assert_eq!(config.interval, DEFAULT_INTERVAL_SECS);
         assert_eq!(config.cache, None);
+    }
+
+    /// The commented cfg.yaml every download ships, and the same saved by Notepad (CRLF).
+    #[test]
+    fn the_shipped_sample_is_read_as_written_and_with_crlf() {
+        let sample = include_str!("../../../packaging/cfg.yaml");
+        for text in [sample.to_string(), sample.replace('\n', "\r\n")] {
+            let loaded = parse(&text);
+            assert!(loaded.unknown_keys.is_empty(), "{:?}", loaded.unknown_keys);
+            let config = loaded.config;
+            assert_eq!(config.source[0].name, "vendor");
+            assert_eq!(config.source[0].registry, "https://registry.example.com");
+            assert_eq!(config.source[0].user, None);
+            assert_eq!(config.target[0].name, "customer");
+            assert_eq!(config.target[0].registry, "http://10.0.0.10:5000");
+            assert_eq!(config.maxconn, DEFAULT_MAXCONN);
+        }
     }
 
     #[test]

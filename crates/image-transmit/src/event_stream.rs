@@ -1,6 +1,8 @@
 //! The engine's events as JSON lines on standard output, for the web UI: it runs each job as
-//! this same binary in a child process (so a job is exactly what the command line does, and
-//! Stop is a signal) and reads what happens from these lines. Each is `@event ` and one JSON
+//! this same binary in a child process (so a job is exactly what the command line does) and reads
+//! what happens from these lines. Standard input goes the other way: a line there, or its end,
+//! asks the job to stop as Ctrl-C would ([`stop_requested`]). That works alike on every
+//! platform: a Windows child started without a console cannot be sent Ctrl-C. Each is `@event ` and one JSON
 //! object; everything else on the output stays the human log.
 //!
 //! Per-image events go out as they happen; the bytes of images in flight and the status line's
@@ -8,7 +10,8 @@
 #![allow(clippy::print_stdout)]
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::io::BufRead;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use engine::{Event, ImageId, Observer};
@@ -25,6 +28,41 @@ pub(crate) const PREFIX: &str = "@event ";
 
 pub(crate) fn enabled() -> bool {
     std::env::var_os(ENABLE).is_some_and(|value| value == "1")
+}
+
+/// Resolves at the next request to stop from the web UI that started this job: a line on
+/// standard input, or its end (the UI's server went away). As with Ctrl-C, a request wakes every
+/// caller waiting at that moment, and a caller that starts waiting later waits for the next one
+/// (watch's "again to stop at once"). Never resolves for a job the UI did not start.
+pub(crate) async fn stop_requested() {
+    static REQUESTS: OnceLock<tokio::sync::watch::Sender<u64>> = OnceLock::new();
+    if !enabled() {
+        return std::future::pending().await;
+    }
+    let requests = REQUESTS.get_or_init(|| {
+        let (requests, _) = tokio::sync::watch::channel(0);
+        let reader = requests.clone();
+        // A thread of its own, not the runtime's blocking pool: a read that never returns must
+        // not hold up the runtime's shutdown when the job ends by itself.
+        let _ = std::thread::Builder::new()
+            .name("stop-requests".into())
+            .spawn(move || {
+                let mut stdin = std::io::stdin().lock();
+                loop {
+                    let mut line = String::new();
+                    let ended = !matches!(stdin.read_line(&mut line), Ok(read) if read > 0);
+                    reader.send_modify(|count| *count += 1);
+                    if ended {
+                        return;
+                    }
+                }
+            });
+        requests
+    });
+    let mut next = requests.subscribe();
+    if next.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 fn emit(value: &Value) {

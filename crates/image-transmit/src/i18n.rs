@@ -49,9 +49,25 @@ pub(crate) fn normalize(value: &str) -> &'static str {
 
 /// Chooses the language from the real environment and makes it the current locale for `t!`.
 pub(crate) fn apply_language(flag: Option<&str>, cfg: Option<&str>) -> &'static str {
-    let language = pick_language(flag, cfg, |name| std::env::var(name).ok());
+    let language = pick_language(flag, cfg, |name| {
+        std::env::var(name)
+            .ok()
+            .or_else(|| (name == "LANG").then(system_language).flatten())
+    });
     rust_i18n::set_locale(language);
     language
+}
+
+/// Windows sets no `LANG`: the user's display language stands in for it, as the original read
+/// it from the system there (`zh-CN` on a Chinese Windows).
+#[cfg(windows)]
+fn system_language() -> Option<String> {
+    sys_locale::get_locale()
+}
+
+#[cfg(not(windows))]
+fn system_language() -> Option<String> {
+    None
 }
 
 /// The catalog `t!` currently uses, as one of [`ENGLISH`] or [`CHINESE`].

@@ -16,6 +16,7 @@ mod progress;
 mod report;
 mod serve;
 mod status_format;
+mod text_file;
 mod ui;
 
 use std::process::ExitCode;
@@ -44,10 +45,49 @@ enum Invocation {
 
 fn main() -> ExitCode {
     init_tracing();
-    let args: Vec<String> = std::env::args().skip(1).collect();
     // Messages before cfg.yaml is read (bad flags) use the flag or environment language.
     i18n::apply_language(None, None);
-    let invocation = match parse_invocation(&args) {
+    let args = match arguments() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
+    let double_clicked = cfg!(windows) && args.is_empty();
+    let code = run(&args);
+    if double_clicked && code != ExitCode::SUCCESS {
+        wait_before_the_window_closes();
+    }
+    code
+}
+
+/// The command line as text. An argument that is not valid Unicode (a file name in GBK on a
+/// Chinese Linux, say) cannot name anything this tool reads: a usage error, not a panic.
+fn arguments() -> Result<Vec<String>, ExitCode> {
+    std::env::args_os()
+        .skip(1)
+        .map(|argument| {
+            argument.into_string().map_err(|argument| {
+                eprintln!(
+                    "{}",
+                    t!(
+                        "error.argument_not_text",
+                        argument = argument.to_string_lossy()
+                    )
+                );
+                ExitCode::from(2)
+            })
+        })
+        .collect()
+}
+
+/// A double-clicked program's console window closes when it exits: keep it open until the user
+/// has read why it stopped.
+fn wait_before_the_window_closes() {
+    eprintln!("{}", t!("app.press_enter"));
+    let _ = std::io::stdin().read_line(&mut String::new());
+}
+
+fn run(args: &[String]) -> ExitCode {
+    let invocation = match parse_invocation(args) {
         Ok(invocation) => invocation,
         Err(code) => return code,
     };
@@ -271,7 +311,7 @@ fn load_config(global: &GlobalOptions) -> Result<Config, ConfigError> {
 }
 
 fn legacy_usage() -> String {
-    let program = std::env::args()
+    let program = std::env::args_os()
         .next()
         .and_then(|p| {
             std::path::Path::new(&p)

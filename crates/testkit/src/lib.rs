@@ -26,6 +26,7 @@ mod skopeo;
 mod tls;
 mod token;
 mod tools;
+mod wine;
 
 use sha2::{Digest, Sha256};
 
@@ -38,6 +39,7 @@ pub use registry::{RegistryOptions, TestRegistry, free_port, registry_has_blob};
 pub use skopeo::{skopeo_copy_to_oci_dir, skopeo_inspect_raw};
 pub use token::{Anonymous, TokenRequest, TokenServer, TokenServerOptions};
 pub use tools::require_tools;
+pub use wine::{WINDOWS_EXE, WindowsExe, windows_path};
 
 /// The `sha256:<hex>` digest of `data`, as registries and OCI layouts name content.
 pub fn sha256_digest(data: &[u8]) -> String {

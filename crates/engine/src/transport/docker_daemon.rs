@@ -138,9 +138,12 @@ impl DockerDaemon {
                 self.handshake(stream).await
             }
             #[cfg(not(unix))]
-            Address::Unix(_) => Err(unreachable(std::io::Error::new(
+            Address::Unix(path) => Err(unreachable(std::io::Error::new(
                 std::io::ErrorKind::Unsupported,
-                "unix sockets are not available on this system",
+                format!(
+                    "{} is a unix socket, which this system lacks: set DOCKER_HOST to tcp://HOST:PORT",
+                    path.display()
+                ),
             ))),
             Address::Tcp(address) => {
                 let stream = tokio::net::TcpStream::connect(address)

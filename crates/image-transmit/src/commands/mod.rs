@@ -285,8 +285,16 @@ fn evict(cache: &BlobCache) {
     }
 }
 
-/// Ctrl-C, or SIGTERM from a service manager: the ways a long-running command is told to stop.
+/// Ctrl-C, SIGTERM from a service manager, or Stop on the web UI's page: the ways a command is
+/// told to stop.
 pub(crate) async fn stop_signal() {
+    tokio::select! {
+        _ = terminal_stop_signal() => {}
+        _ = crate::event_stream::stop_requested() => {}
+    }
+}
+
+async fn terminal_stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -308,52 +316,61 @@ pub(crate) async fn stop_signal() {
     }
 }
 
-/// Ctrl-C stops the job cleanly: in-flight uploads are abandoned and no tag is pushed for an
-/// unfinished image. A second Ctrl-C leaves at once.
+/// A stop signal stops the job cleanly: in-flight uploads are abandoned and no tag is pushed for
+/// an unfinished image. A second Ctrl-C leaves at once.
 fn watch_interrupts(cancel: CancellationToken) {
     tokio::spawn(async move {
+        stop_signal().await;
+        tracing::warn!("interrupted");
+        cancel.cancel();
         if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::warn!("interrupted");
-            cancel.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
+            std::process::exit(130);
         }
     });
 }
 
 /// Reads the image list: from a file, standard input (`-`, or when nothing else is given and
-/// input is piped), or the command's arguments.
+/// input is piped), or the command's arguments. Files and piped text may be UTF-8 or UTF-16
+/// with a byte-order mark ([`crate::text_file`]).
 fn read_list(file: Option<&Path>, arguments: &[String]) -> anyhow::Result<String> {
     let mut text = arguments.join("\n");
-    match file {
-        Some(path) if path == Path::new("-") => {
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .context(t!("error.read_stdin").to_string())?;
-        }
-        Some(path) => {
-            let content = fs_err::read(path).map_err(|e| {
-                UsageError(
-                    t!(
-                        "error.read_list",
-                        path = path.display(),
-                        detail = e.to_string()
-                    )
-                    .to_string(),
+    let from_file = match file {
+        Some(path) if path == Path::new("-") => Some(read_stdin()?),
+        Some(path) => Some(crate::text_file::read(path).map_err(|e| {
+            UsageError(
+                t!(
+                    "error.read_list",
+                    path = path.display(),
+                    detail = e.to_string()
                 )
-            })?;
+                .to_string(),
+            )
+        })?),
+        // A job the web UI started keeps standard input for stop requests.
+        None if arguments.is_empty()
+            && !std::io::stdin().is_terminal()
+            && !crate::event_stream::enabled() =>
+        {
+            Some(read_stdin()?)
+        }
+        None => None,
+    };
+    if let Some(listed) = from_file {
+        if !text.is_empty() {
             text.push('\n');
-            text.push_str(&String::from_utf8_lossy(&content));
         }
-        None if arguments.is_empty() && !std::io::stdin().is_terminal() => {
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .context(t!("error.read_stdin").to_string())?;
-        }
-        None => {}
+        text.push_str(&listed);
     }
     Ok(text)
+}
+
+fn read_stdin() -> anyhow::Result<String> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .context(t!("error.read_stdin").to_string())?;
+    crate::text_file::decode(&bytes)
+        .map_err(|e| UsageError(format!("{}: {e}", t!("error.read_stdin"))).into())
 }
 
 /// Prints the closing summary (totals, invalid and failed images) and picks the exit status.

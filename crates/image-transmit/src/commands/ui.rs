@@ -52,10 +52,13 @@ pub(crate) async fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens `url` in the desktop's browser, when there is a desktop; a failure only means the
-/// user opens the printed address by hand.
+/// Opens `url` in the desktop's browser, when there is a desktop. When that fails the user is
+/// told to open the printed address by hand: on a jump host a double-clicked program whose
+/// browser never appears would otherwise look broken.
 fn open_browser(url: &str) {
     let command = if cfg!(windows) {
+        // `start`'s first quoted argument is a window title; the empty one keeps the address
+        // from being taken for it.
         Some(("cmd", vec!["/C", "start", "", url]))
     } else if cfg!(target_os = "macos") {
         Some(("open", vec![url]))
@@ -65,11 +68,22 @@ fn open_browser(url: &str) {
     } else {
         None
     };
-    if let Some((program, arguments)) = command {
-        let _ = std::process::Command::new(program)
-            .args(arguments)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn();
-    }
+    let Some((program, arguments)) = command else {
+        return;
+    };
+    let opener = tokio::process::Command::new(program)
+        .args(arguments)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    tokio::spawn(async move {
+        let opened = match opener {
+            Ok(mut opener) => opener.wait().await.is_ok_and(|status| status.success()),
+            Err(_) => false,
+        };
+        if !opened {
+            println!("{}", t!("ui.browser_not_opened"));
+        }
+    });
 }

@@ -2,8 +2,9 @@
 //! command line the user would type (`copy`, `save`, `upload`, `watch`), so a job from the page
 //! is exactly the command-line job, and a crash there cannot take the page down. The child
 //! writes engine events as JSON lines (`crate::event_stream`); they and its log lines go to
-//! every page watching, and are kept so a page opened later replays them. Stop is Ctrl-C to
-//! the child: the same clean stop as in a terminal.
+//! every page watching, and are kept so a page opened later replays them. Stop is a line on the
+//! child's standard input, which it treats as Ctrl-C (`event_stream::stop_requested`): the same
+//! clean stop as in a terminal, on every platform. A second Stop ends the child at once.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -11,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::broadcast;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::{broadcast, oneshot};
 
 use crate::event_stream;
 
@@ -25,7 +26,10 @@ pub(crate) struct Job {
     /// Everything sent to pages, in order, for pages that connect late.
     events: Mutex<Vec<Value>>,
     live: broadcast::Sender<Value>,
-    child_id: Mutex<Option<u32>>,
+    /// The child's standard input until Stop uses it.
+    stop_line: tokio::sync::Mutex<Option<ChildStdin>>,
+    /// Ends the child at once: what a second Stop does.
+    kill: Mutex<Option<oneshot::Sender<()>>>,
     /// Set once the child has exited: its exit status and the `--json` report.
     outcome: Mutex<Option<Value>>,
     report_path: PathBuf,
@@ -71,29 +75,32 @@ impl Job {
     }
 
     /// Asks the child to stop as Ctrl-C would: the images in flight are abandoned cleanly
-    /// and a save still writes a sound bundle of what finished.
-    pub(crate) fn stop(&self) {
-        let Some(pid) = *self.child_id.lock().unwrap_or_else(|p| p.into_inner()) else {
-            return;
+    /// and a save still writes a sound bundle of what finished. Asked again, ends it at once.
+    /// An error says, in the user's language, why the request did not reach the child.
+    pub(crate) async fn stop(&self) -> Result<(), String> {
+        if !self.is_running() {
+            return Ok(());
+        }
+        let stop_line = self.stop_line.lock().await.take();
+        let Some(mut stop_line) = stop_line else {
+            if let Some(kill) = self.kill.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                let _ = kill.send(());
+            }
+            return Ok(());
         };
-        interrupt(pid);
+        let sent = async {
+            stop_line.write_all(b"stop\n").await?;
+            stop_line.flush().await
+        };
+        match sent.await {
+            Ok(()) => Ok(()),
+            // It ended meanwhile: nothing left to stop.
+            Err(_) if !self.is_running() => Ok(()),
+            Err(error) => {
+                Err(rust_i18n::t!("ui.stop_failed", detail = error.to_string()).to_string())
+            }
+        }
     }
-}
-
-#[cfg(unix)]
-fn interrupt(pid: u32) {
-    let _ = std::process::Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status();
-}
-
-#[cfg(not(unix))]
-fn interrupt(pid: u32) {
-    // Without a console of its own the child cannot get Ctrl-C; end it. A registry never
-    // sees a half-pushed image either way: tags are pushed last.
-    let _ = std::process::Command::new("taskkill")
-        .args(["/PID", &pid.to_string(), "/T", "/F"])
-        .status();
 }
 
 /// Starts `arguments` as a child of this binary and follows it.
@@ -110,7 +117,8 @@ pub(crate) fn start(
         started: SystemTime::now(),
         events: Mutex::new(Vec::new()),
         live,
-        child_id: Mutex::new(None),
+        stop_line: tokio::sync::Mutex::new(None),
+        kill: Mutex::new(None),
         outcome: Mutex::new(None),
         report_path: report_path.clone(),
     });
@@ -119,25 +127,27 @@ pub(crate) fn start(
         .arg(&report_path)
         .args(&arguments)
         .env(event_stream::ENABLE, "1")
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;
-    *job.child_id.lock().unwrap_or_else(|p| p.into_inner()) = child.id();
+    let (kill, killed) = oneshot::channel();
+    *job.kill.lock().unwrap_or_else(|p| p.into_inner()) = Some(kill);
+    if let Ok(mut stop_line) = job.stop_line.try_lock() {
+        *stop_line = child.stdin.take();
+    }
     job.publish(json!({"kind": "started", "mode": mode, "id": id}));
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let following = job.clone();
     tokio::spawn(async move {
-        let readers = async {
-            tokio::join!(
-                follow(&following, stdout, true),
-                follow(&following, stderr, false)
-            )
-        };
-        readers.await;
-        finish(&following, child).await;
+        let (_, _, code) = tokio::join!(
+            follow(&following, stdout, true),
+            follow(&following, stderr, false),
+            wait(child, killed)
+        );
+        finish(&following, code);
     });
     Ok(job)
 }
@@ -157,8 +167,17 @@ async fn follow(job: &Job, output: Option<impl AsyncRead + Unpin>, events: bool)
     }
 }
 
-async fn finish(job: &Job, mut child: Child) {
-    let code = child.wait().await.ok().and_then(|status| status.code());
+/// The child's exit status, once it exits by itself or is ended by `kill`.
+async fn wait(mut child: Child, kill: oneshot::Receiver<()>) -> Option<i32> {
+    tokio::select! {
+        status = child.wait() => return status.ok().and_then(|status| status.code()),
+        Ok(()) = kill => {}
+    }
+    let _ = child.start_kill();
+    child.wait().await.ok().and_then(|status| status.code())
+}
+
+fn finish(job: &Job, code: Option<i32>) {
     // The job's list and its configuration copy (which holds the passwords of registries added
     // on the page) go with it; its report stays for the history.
     let stem = job.report_path.with_extension("");
@@ -171,6 +190,6 @@ async fn finish(job: &Job, mut child: Child) {
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());
     let outcome = json!({"exit": code, "report": report});
     *job.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome.clone());
-    *job.child_id.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    job.kill.lock().unwrap_or_else(|p| p.into_inner()).take();
     job.publish(json!({"kind": "end", "exit": code, "report": report}));
 }

@@ -678,10 +678,14 @@ async fn job_events(State(state): State<Arc<UiState>>, UrlPath(id): UrlPath<u64>
 
 async fn stop_job(State(state): State<Arc<UiState>>, UrlPath(id): UrlPath<u64>) -> Response {
     match state.job(id) {
-        Some(job) => {
-            job.stop();
-            Json(json!({"ok": true})).into_response()
-        }
+        Some(job) => match job.stop().await {
+            Ok(()) => Json(json!({"ok": true})).into_response(),
+            Err(message) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"error": message})),
+            )
+                .into_response(),
+        },
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }

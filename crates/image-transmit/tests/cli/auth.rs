@@ -394,8 +394,9 @@ fn docker_config_auths_log_in_when_cfg_yaml_has_no_password() {
     );
 }
 
-/// A `docker-credential-NAME` program in `bin` that answers `get` with a fixed login, as
+/// A `docker-credential-NAME` program in `bin` (a shell script: Unix only) that answers `get` with a fixed login, as
 /// docker-credential-pass or -secretservice would, and notes which server it was asked about.
+#[cfg(unix)]
 fn credential_helper(bin: &Path, name: &str, user: &str, secret: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let log = bin.join(format!("{name}.asked"));
@@ -415,6 +416,7 @@ fn credential_helper(bin: &Path, name: &str, user: &str, secret: &str) -> PathBu
 }
 
 #[test]
+#[cfg(unix)]
 fn credential_helpers_and_stores_from_docker_config_are_asked() {
     let source = TestRegistry::start();
     let target = TestRegistry::start_with_auth("helper-user", "helper-pass");

@@ -69,11 +69,18 @@ pub(crate) struct Daemon {
 
 impl Daemon {
     pub(crate) fn start(dir: &Path, args: &[&str]) -> Daemon {
-        let mut child = Process::new(assert_cmd::cargo::cargo_bin("image-transmit"))
+        let mut command = Process::new(assert_cmd::cargo::cargo_bin("image-transmit"));
+        command
             .current_dir(dir)
             .env("LANG", "en_US.UTF-8")
             .env("DOCKER_CONFIG", dir.join("no-docker-config"))
-            .args(args)
+            .args(args);
+        Daemon::spawn(command)
+    }
+
+    /// Starts `command` (the program, its arguments and environment set) as a daemon.
+    pub(crate) fn spawn(mut command: Process) -> Daemon {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -224,3 +224,75 @@ fn messages_follow_the_chosen_language() {
     let text = stdout_of(&output);
     assert!(text.contains("无效") || text.contains("未找到"), "{text}");
 }
+
+/// Lists and cfg.yaml as Windows tools save them are read; text in another encoding (a Chinese
+/// Windows' "ANSI", GBK) and a file name that is not Unicode are refused with one sentence.
+#[test]
+fn windows_text_files_are_read_and_other_encodings_refused() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let image = push_docker_image(&source, "team/app", "1", &[Layer::random(81, 1000)]);
+    let dir = workdir();
+    let mut config = b"\xEF\xBB\xBF".to_vec();
+    config.extend(
+        format!(
+            "# 配置\r\nsource:\r\n- name: nj\r\n  registry: {}\r\ntarget:\r\n- name: gz\r\n  registry: {}\r\n",
+            source.url(),
+            target.url()
+        )
+        .into_bytes(),
+    );
+    std::fs::write(dir.path().join("cfg.yaml"), config).unwrap();
+    let mut list = vec![0xFF, 0xFE];
+    list.extend(
+        "# 第一批\r\nteam/app:1\r\n"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes),
+    );
+    std::fs::write(dir.path().join("list.txt"), list).unwrap();
+    let output = image_transmit(dir.path())
+        .args(["copy", "--from", "nj", "--to", "gz", "--list", "list.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", output_text(&output));
+    assert_eq!(
+        crate::common::served_digest(&target, "team/app", "1"),
+        Some(image.digest)
+    );
+
+    std::fs::write(
+        dir.path().join("gbk.txt"),
+        b"# \xBE\xB5\xCF\xF1\nteam/app:1\n",
+    )
+    .unwrap();
+    let output = image_transmit(dir.path())
+        .args(["copy", "--from", "nj", "--to", "gz", "--list", "gbk.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", output_text(&output));
+    let text = stderr_of(&output);
+    assert!(
+        text.contains("gbk.txt") && text.contains("neither UTF-8 nor UTF-16"),
+        "{text}"
+    );
+    assert_eq!(text.trim().lines().count(), 1, "{text}");
+    assert_no_panic(&output);
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::OsStr::from_bytes(b"\xBE\xB5\xCF\xF1.txt");
+        let output = image_transmit(dir.path())
+            .args(["copy", "--from", "nj", "--to", "gz", "--list"])
+            .arg(name)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{}", output_text(&output));
+        assert!(
+            stderr_of(&output).contains("not valid Unicode"),
+            "{}",
+            output_text(&output)
+        );
+        assert_no_panic(&output);
+    }
+}

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `image-transmit` binary against real CNCF registries started on
-//! loopback, with skopeo as the independent reader of what we wrote.
+//! loopback, with skopeo as the independent reader of what we wrote. They run on Linux, and
+//! compile for Windows too; `wine` runs the Windows build under Wine.
 
 mod archives;
 mod auth;
@@ -12,8 +13,11 @@ mod demo;
 mod errors;
 mod faults;
 mod legacy;
+// Podman's service and containerd run on Unix sockets.
+#[cfg(unix)]
 mod load;
 mod notify;
 mod serve;
 mod ui;
 mod watch;
+mod wine;

@@ -1,0 +1,348 @@
+//! The Windows build under Wine, as a user on a Windows jump host runs it: help in both
+//! languages, the demo, a direct copy, save → verify → upload and an incremental save in a
+//! folder whose name has spaces and Chinese characters, with cfg.yaml and the image list as
+//! Notepad and PowerShell write them, and the web UI started by a double-click (no arguments)
+//! whose Stop ends a running job cleanly. Against real registries on loopback.
+//!
+//! Ignored in a plain `cargo test`: they need the .exe, which `scripts/wine-tests.sh` builds
+//! before running them (and `.ci/run` runs that script).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use testkit::proxy::{FaultProxy, Rule};
+use testkit::{Layer, TestRegistry, WindowsExe, push_oci_image, windows_path};
+
+use crate::common::{Daemon, served_digest, stderr_of, stdout_of, workdir, write};
+
+#[track_caller]
+fn assert_ok(output: &Output) {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        stdout_of(output),
+        stderr_of(output)
+    );
+    assert!(
+        !stderr_of(output).contains("panicked"),
+        "{}",
+        stderr_of(output)
+    );
+}
+
+/// Notepad's UTF-8: a byte-order mark and CRLF line ends.
+fn notepad_text(text: &str) -> Vec<u8> {
+    let mut bytes = b"\xEF\xBB\xBF".to_vec();
+    bytes.extend(text.replace('\n', "\r\n").into_bytes());
+    bytes
+}
+
+/// PowerShell 5's `>`: UTF-16 LE with a byte-order mark, CRLF line ends.
+fn powershell_text(text: &str) -> Vec<u8> {
+    let mut bytes = vec![0xFF, 0xFE];
+    bytes.extend(
+        text.replace('\n', "\r\n")
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes),
+    );
+    bytes
+}
+
+/// The meta file a save announced, as a path on this side of Wine.
+fn announced_meta(dir: &Path, output: &Output) -> PathBuf {
+    let stdout = stdout_of(output);
+    let announced = stdout
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Create meta file: "))
+        .unwrap_or_else(|| panic!("no meta announced:\n{stdout}\n{}", stderr_of(output)));
+    let path = dir.join(announced.trim().replace('\\', "/"));
+    assert!(path.is_file(), "{} does not exist", path.display());
+    path
+}
+
+#[test]
+#[ignore = "needs the Windows build: scripts/wine-tests.sh"]
+fn help_speaks_both_languages() {
+    let exe = WindowsExe::from_env();
+    let dir = workdir();
+    let help = exe.command(dir.path()).arg("--help").output().unwrap();
+    assert_ok(&help);
+    assert!(stdout_of(&help).contains("copy"), "{}", stdout_of(&help));
+
+    // A Chinese Windows: no LANG (Windows has none), the user's locale zh-CN (Wine takes it
+    // from LC_ALL). The original's help (its flags with -h), its examples, come in Chinese,
+    // readable UTF-8 through a pipe (a console gets the same text through the console's API).
+    let chinese = exe
+        .command(dir.path())
+        .env_remove("LANG")
+        .env("LC_ALL", "zh_CN.UTF-8")
+        .args(["-src=nj", "-h"])
+        .output()
+        .unwrap();
+    assert_ok(&chinese);
+    let text = format!("{}{}", stdout_of(&chinese), stderr_of(&chinese));
+    assert!(text.contains("镜像传输工具"), "{text}");
+    assert!(text.contains("下载模式"), "{text}");
+    assert!(text.contains("image-transmit.exe -src=nj"), "{text}");
+}
+
+#[test]
+#[ignore = "needs the Windows build: scripts/wine-tests.sh"]
+fn demo_runs() {
+    let exe = WindowsExe::from_env();
+    let dir = workdir();
+    let demo = exe.command(dir.path()).arg("demo").output().unwrap();
+    assert_ok(&demo);
+}
+
+#[test]
+#[ignore = "needs the Windows build: scripts/wine-tests.sh"]
+fn copies_between_registries() {
+    let exe = WindowsExe::from_env();
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let image = push_oci_image(&source, "team/app", "1.0", &[Layer::random(71, 300_000)]);
+    let dir = workdir();
+    let copy = exe
+        .command(dir.path())
+        .args(["copy", "--from", &source.url(), "--to", &target.url()])
+        .arg("team/app:1.0 -> vendor/app:1.0")
+        .output()
+        .unwrap();
+    assert_ok(&copy);
+    assert_eq!(
+        served_digest(&target, "vendor/app", "1.0"),
+        Some(image.digest)
+    );
+}
+
+/// What a user on the jump host does with a bundle: in a folder named with spaces and Chinese
+/// characters, cfg.yaml saved by Notepad, the list by PowerShell, paths typed the Windows way.
+#[test]
+#[ignore = "needs the Windows build: scripts/wine-tests.sh"]
+fn save_verify_upload_and_increment_in_a_chinese_folder() {
+    let exe = WindowsExe::from_env();
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let base = Layer::random(72, 200_000);
+    let first = push_oci_image(&source, "team/app", "1.0", std::slice::from_ref(&base));
+    let second = push_oci_image(
+        &source,
+        "team/app",
+        "1.1",
+        &[base.clone(), Layer::random(73, 100_000)],
+    );
+    let scratch = workdir();
+    let dir = scratch.path().join("交付 文件");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("配置 cfg.yaml");
+    std::fs::write(
+        &config,
+        notepad_text(&format!(
+            "# 厂商仓库\nsource:\n- name: 南京\n  registry: {}\ntarget:\n- name: 客户\n  registry: {}\n  repository: delivered\n",
+            source.url(),
+            target.url()
+        )),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("镜像 列表.txt"),
+        powershell_text("# 第一批\nteam/app:1.0\n"),
+    )
+    .unwrap();
+    let config_arg = windows_path(&config);
+
+    let save = exe
+        .command(&dir)
+        .args(["--config", &config_arg, "save", "--from", "南京"])
+        .args(["--list", "镜像 列表.txt"])
+        .output()
+        .unwrap();
+    assert_ok(&save);
+    let full = announced_meta(&dir, &save);
+
+    let verify = exe
+        .command(&dir)
+        .args(["verify", &windows_path(&full)])
+        .output()
+        .unwrap();
+    assert_ok(&verify);
+
+    let upload = exe
+        .command(&dir)
+        .args(["--config", &config_arg, "upload", "--to", "客户"])
+        .arg(windows_path(&full))
+        .output()
+        .unwrap();
+    assert_ok(&upload);
+    assert_eq!(
+        served_digest(&target, "delivered/app", "1.0"),
+        Some(first.digest)
+    );
+
+    // The next delivery: only what the first one lacks.
+    std::fs::write(dir.join("第二批.txt"), powershell_text("team/app:1.1\n")).unwrap();
+    let increment = exe
+        .command(&dir)
+        .args(["--config", &config_arg, "save", "--from", "南京"])
+        .args(["--list", "第二批.txt", "--incremental-from"])
+        .arg(windows_path(&full))
+        .output()
+        .unwrap();
+    assert_ok(&increment);
+    let increment = announced_meta(&dir, &increment);
+    assert_ne!(increment, full);
+    let bundle_bytes = |meta: &Path| -> u64 {
+        let stem = meta
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace("_meta.yaml", "");
+        std::fs::read_dir(meta.parent().unwrap())
+            .unwrap()
+            .map(|entry| entry.unwrap())
+            .filter(|entry| entry.file_name().to_string_lossy().starts_with(&stem))
+            .map(|entry| entry.metadata().unwrap().len())
+            .sum()
+    };
+    assert!(
+        bundle_bytes(&increment) < bundle_bytes(&full),
+        "the increment carries the base layer again"
+    );
+    let upload = exe
+        .command(&dir)
+        .args(["--config", &config_arg, "upload", "--to", "客户"])
+        .arg(windows_path(&increment))
+        .output()
+        .unwrap();
+    assert_ok(&upload);
+    assert_eq!(
+        served_digest(&target, "delivered/app", "1.1"),
+        Some(second.digest)
+    );
+}
+
+/// One raw HTTP/1.1 request; the status code and the body.
+fn request(address: &str, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nx-token: {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    let status = reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = reply
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    (status, body)
+}
+
+/// Double-clicked: no arguments, started in the folder it was unpacked to, cfg.yaml beside it.
+/// The page answers with its token only; Stop ends a running transmit cleanly, its tag never
+/// pushed, through the job's standard input (Wine's `taskkill` could not do it).
+#[test]
+#[ignore = "needs the Windows build: scripts/wine-tests.sh"]
+fn double_click_starts_the_ui_and_stop_ends_a_job() {
+    let exe = WindowsExe::from_env();
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let slow = Layer::random(74, 2 << 20);
+    push_oci_image(&source, "team/big", "1", std::slice::from_ref(&slow));
+    let proxy = FaultProxy::start(&source);
+    proxy.add(Rule::slow_body(
+        "GET",
+        slow.digest(),
+        32 * 1024,
+        Duration::from_millis(100),
+    ));
+    let scratch = workdir();
+    let folder = scratch.path().join("镜像 工具");
+    let exe = exe.install_into(&folder);
+    write(
+        &folder,
+        "cfg.yaml",
+        &format!(
+            "source:\n- name: nj\n  registry: {}\ntarget:\n- name: gz\n  registry: {}\n",
+            proxy.url(),
+            target.url()
+        ),
+    );
+    let ui = Daemon::spawn(exe.command(&folder));
+    ui.wait_for("the UI's address", Duration::from_secs(60), |out| {
+        out.contains("/?token=")
+    });
+    let url = ui
+        .output()
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .unwrap()
+        .to_string();
+    let rest = url.trim_start_matches("http://");
+    let address = rest.split('/').next().unwrap().to_string();
+    let token = rest.split("token=").nth(1).unwrap().to_string();
+    assert_eq!(request(&address, "GET", "/", "", "").0, 401);
+    let (status, page) = request(&address, "GET", &format!("/?token={token}"), "", "");
+    assert_eq!(status, 200, "{page}");
+    let (status, state) = request(&address, "GET", "/api/state", &token, "");
+    assert_eq!(status, 200);
+    assert!(state.contains("nj") && state.contains("gz"), "{state}");
+
+    let (status, started) = request(
+        &address,
+        "POST",
+        "/api/jobs",
+        &token,
+        r#"{"mode":"transmit","source":"nj","target":"gz","list":"team/big:1\n"}"#,
+    );
+    assert_eq!(status, 200, "{started}");
+    let id: serde_json::Value = serde_json::from_str(&started).unwrap();
+    let id = id["id"].as_u64().unwrap();
+    assert!(
+        proxy
+            .wait_for(Duration::from_secs(60), |seen| seen.method == "GET"
+                && seen.path.contains(slow.digest()))
+            .is_some(),
+        "the job never started downloading"
+    );
+    let (status, stopped) = request(
+        &address,
+        "POST",
+        &format!("/api/jobs/{id}/stop"),
+        &token,
+        "",
+    );
+    assert_eq!(status, 200, "{stopped}");
+    let started = Instant::now();
+    let job = loop {
+        let (_, job) = request(&address, "GET", &format!("/api/jobs/{id}"), &token, "");
+        let job: serde_json::Value = serde_json::from_str(&job).unwrap();
+        if job["running"] == serde_json::json!(false) {
+            break job;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the job did not stop: {job}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(job["outcome"]["exit"], serde_json::json!(1), "{job}");
+    assert_eq!(
+        job["outcome"]["report"]["summary"]["cancelled"],
+        serde_json::json!(true),
+        "{job}"
+    );
+    assert_eq!(served_digest(&target, "team/big", "1"), None);
+}

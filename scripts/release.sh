@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Builds every download into dist/ from this checkout:
+#   image-transmit-VERSION-x86_64-pc-windows-gnu.zip       the .exe, cfg.yaml, README.txt (CRLF)
+#   image-transmit-VERSION-x86_64-unknown-linux-musl.tar.gz static: runs on any x86_64 Linux
+#   image-transmit-VERSION-aarch64-unknown-linux-gnu.tar.gz ARM64 Linux (glibc)
+#   SHA256SUMS
+# and type-checks the code for macOS (aarch64-apple-darwin), which cannot be linked here: macOS
+# users build with cargo. Installs what it needs with apt-get. About 40 minutes on 2 cores.
+#
+#   scripts/release.sh                 # everything
+#   TARGETS="x86_64-pc-windows-gnu" scripts/release.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
+targets=${TARGETS:-"x86_64-pc-windows-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-gnu"}
+# shellcheck disable=SC2086
+scripts/cross.sh --install $targets aarch64-apple-darwin
+dist="$PWD/dist"
+rm -rf "$dist"
+mkdir -p "$dist"
+
+# The text files a user reads, with the version filled in; CRLF and a byte-order mark for
+# Windows, where an older Notepad shows LF-only text as one line.
+text_files() {
+  local into=$1 windows=$2
+  for file in README.txt cfg.yaml; do
+    sed "s/%VERSION%/$version/g" "packaging/$file" >"$into/$file"
+    if [ "$windows" = yes ]; then
+      python3 - "$into/$file" <<'EOF'
+import sys
+path = sys.argv[1]
+text = open(path, encoding="utf-8").read().replace("\n", "\r\n")
+open(path, "w", encoding="utf-8-sig", newline="").write(text)
+EOF
+    fi
+  done
+}
+
+for target in $targets; do
+  echo "== $target"
+  scripts/cross.sh "$target" build --locked --release -p image-transmit
+  name="image-transmit-$version-$target"
+  stage="$dist/stage/$name"
+  mkdir -p "$stage"
+  case "$target" in
+    *windows*)
+      cp "target/cross/$target/release/image-transmit.exe" "$stage/"
+      text_files "$stage" yes
+      (cd "$dist/stage" && python3 -m zipfile -c "$dist/$name.zip" "$name")
+      ;;
+    *)
+      cp "target/cross/$target/release/image-transmit" "$stage/"
+      text_files "$stage" no
+      tar -C "$dist/stage" --owner=0 --group=0 -czf "$dist/$name.tar.gz" "$name"
+      ;;
+  esac
+  ls -l "$stage"
+done
+rm -rf "$dist/stage"
+
+echo "== aarch64-apple-darwin (type-check only)"
+scripts/cross.sh aarch64-apple-darwin check --locked -p image-transmit
+
+(cd "$dist" && shopt -s nullglob && sha256sum -- *.zip *.tar.gz >SHA256SUMS)
+ls -l "$dist"
+cat "$dist/SHA256SUMS"
