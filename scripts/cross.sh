@@ -8,7 +8,7 @@
 # rust-web-src, rust-web-clippy), whose std source sits where -Zbuild-std looks. The C code of
 # dependencies (zstd, ring) is built with the target's cross compiler. Output goes to
 # target/cross/ so it never disturbs the host build. Install what this needs with
-# `scripts/cross.sh --install TARGET…`.
+# `scripts/cross.sh --install TARGET…` (and EXTRA_PACKAGES="…" with it).
 set -euo pipefail
 
 packages_for() {
@@ -23,7 +23,8 @@ packages_for() {
 
 if [ "${1:-}" = "--install" ]; then
   shift
-  wanted=(rustc-web cargo-web rust-web-src rust-web-clippy)
+  # EXTRA_PACKAGES: what the caller needs besides (Wine, qemu), installed in the same go.
+  read -r -a wanted <<<"rustc-web cargo-web rust-web-src rust-web-clippy ${EXTRA_PACKAGES:-}"
   for target in "$@"; do
     read -r -a more <<<"$(packages_for "$target")"
     wanted+=("${more[@]}")

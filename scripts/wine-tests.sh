@@ -10,18 +10,7 @@ cd "$(dirname "$0")/.."
 
 profile=${PROFILE:-wine}
 target=x86_64-pc-windows-gnu
-scripts/cross.sh --install "$target"
-for package in wine wine64; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="${missing:-} $package"
-done
-if [ -n "${missing:-}" ]; then
-  echo "installing:$missing"
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  # shellcheck disable=SC2086
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq $missing >/dev/null
-fi
+EXTRA_PACKAGES="wine wine64" scripts/cross.sh --install "$target"
 
 scripts/cross.sh "$target" build --locked -p image-transmit --profile "$profile"
 
