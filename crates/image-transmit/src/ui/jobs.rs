@@ -110,6 +110,22 @@ pub(crate) fn start(
     arguments: Vec<String>,
     report_path: PathBuf,
 ) -> std::io::Result<Arc<Job>> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command
+        .arg("--json")
+        .arg(&report_path)
+        .args(&arguments)
+        .env(event_stream::ENABLE, "1");
+    start_command(id, mode, command, report_path)
+}
+
+/// Starts `command` as the job's child, its standard streams piped, and follows it.
+fn start_command(
+    id: u64,
+    mode: &str,
+    mut command: Command,
+    report_path: PathBuf,
+) -> std::io::Result<Arc<Job>> {
     let (live, _) = broadcast::channel(1024);
     let job = Arc::new(Job {
         id,
@@ -122,11 +138,7 @@ pub(crate) fn start(
         outcome: Mutex::new(None),
         report_path: report_path.clone(),
     });
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("--json")
-        .arg(&report_path)
-        .args(&arguments)
-        .env(event_stream::ENABLE, "1")
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -192,4 +204,47 @@ fn finish(job: &Job, code: Option<i32>) {
     *job.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome.clone());
     job.kill.lock().unwrap_or_else(|p| p.into_inner()).take();
     job.publish(json!({"kind": "end", "exit": code, "report": report}));
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A child that cannot be asked to stop (it closed its standard input): the page is told
+    /// why, and a second Stop ends the child at once.
+    #[tokio::test]
+    async fn a_stop_request_that_cannot_be_delivered_is_reported_and_stop_again_ends_the_job() {
+        let scratch = tempfile::tempdir().unwrap();
+        let mut command = Command::new("sh");
+        command.args(["-c", "exec 0<&-; echo ready; exec sleep 30"]);
+        let job = start_command(1, "transmit", command, scratch.path().join("job.json")).unwrap();
+        let ready = async {
+            while !job
+                .subscribe()
+                .0
+                .iter()
+                .any(|event| event["text"] == "ready")
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), ready)
+            .await
+            .unwrap();
+
+        let refused = job.stop().await.unwrap_err();
+        assert!(refused.contains("os error"), "{refused}");
+        assert!(job.is_running());
+
+        job.stop().await.unwrap();
+        let ended = async {
+            while job.is_running() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), ended)
+            .await
+            .unwrap();
+    }
 }
