@@ -68,6 +68,22 @@ if [ -n "$prefix" ]; then
   fi
 fi
 
+std_features=()
+if [ "$target" = x86_64-unknown-linux-musl ]; then
+  # A std built here has no self-contained startup objects or libunwind beside it: musl-gcc
+  # brings the startup objects and libc, scripts/musl/unwind.c stands in for libunwind (panics
+  # abort; backtraces come out empty), and std is built without its backtrace printer.
+  unwind="$CARGO_TARGET_DIR/musl-unwind"
+  mkdir -p "$unwind"
+  musl-gcc -O2 -c -o "$unwind/unwind.o" scripts/musl/unwind.c
+  rm -f "$unwind/libunwind.a"
+  ar rcs "$unwind/libunwind.a" "$unwind/unwind.o"
+  # musl-gcc's specs know -static but not -static-pie (it would ask for musl's dynamic
+  # loader), so the binary is position-dependent: one file that runs on any x86_64 Linux.
+  export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C link-self-contained=no -C relocation-model=static -L native=$unwind"
+  std_features=(-Zbuild-std-features=)
+fi
+
 command=$1
 shift
-exec /usr/bin/cargo "$command" -Zbuild-std=std,panic_abort --target "$target" "$@"
+exec /usr/bin/cargo "$command" -Zbuild-std=std,panic_abort "${std_features[@]}" --target "$target" "$@"

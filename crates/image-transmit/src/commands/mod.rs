@@ -310,7 +310,30 @@ async fn terminal_stop_signal() {
             }
         }
     }
-    #[cfg(not(unix))]
+    // Ctrl-Break too, and the console window being closed: a double-clicked program's window is
+    // its only control, and Windows gives a closing program a few seconds to finish cleanly.
+    #[cfg(windows)]
+    {
+        use tokio::signal::windows::{ctrl_break, ctrl_close};
+        let pressed_break = async {
+            match ctrl_break() {
+                Ok(mut signal) => signal.recv().await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let window_closed = async {
+            match ctrl_close() {
+                Ok(mut signal) => signal.recv().await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = pressed_break => {}
+            _ = window_closed => {}
+        }
+    }
+    #[cfg(not(any(unix, windows)))]
     {
         let _ = tokio::signal::ctrl_c().await;
     }
