@@ -129,33 +129,56 @@ pub(crate) fn http_client(tls: &TlsOptions, user_agent: &str) -> Result<reqwest:
 
 fn build_http_client(tls: &TlsOptions, user_agent: &str) -> Result<reqwest::Client> {
     install_crypto_provider();
-    let mut builder = reqwest::Client::builder()
-        .user_agent(user_agent)
-        .connect_timeout(Duration::from_secs(15))
-        // A stalled connection must fail the transfer (and be retried), not hang it forever.
-        .read_timeout(Duration::from_secs(120))
-        .pool_idle_timeout(Duration::from_secs(60))
-        .tcp_nodelay(true);
-    if let Some(path) = &tls.ca_certificate {
-        let ca_error = |detail: String| Error::CaCertificate {
-            path: path.display().to_string(),
-            detail,
-        };
-        let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
-        let certificates =
-            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_error(e.to_string()))?;
-        if certificates.is_empty() {
-            return Err(ca_error("no PEM certificate in the file".to_string()));
+    let configured = |only_given_roots: bool, certificates: Vec<reqwest::Certificate>| {
+        let builder = reqwest::Client::builder()
+            .user_agent(user_agent)
+            .connect_timeout(Duration::from_secs(15))
+            // A stalled connection must fail the transfer (and be retried), not hang it forever.
+            .read_timeout(Duration::from_secs(120))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .tls_danger_accept_invalid_certs(tls.skip_verify);
+        if only_given_roots {
+            builder.tls_certs_only(certificates)
+        } else {
+            builder.tls_certs_merge(certificates)
         }
-        builder = builder.tls_certs_merge(certificates);
+    };
+    let certificates = match &tls.ca_certificate {
+        Some(path) => ca_certificates(path)?,
+        None => Vec::new(),
+    };
+    match configured(false, certificates.clone()).build() {
+        Ok(client) => Ok(client),
+        // A system with no trusted roots at all (an empty container, a minimal chroot) cannot
+        // make the platform's verifier; plain-HTTP registries, `cacert:` and `skiptlsverify`
+        // must still work there. An HTTPS registry then fails its handshake as untrusted.
+        Err(first) => match configured(true, certificates).build() {
+            Ok(client) => {
+                tracing::warn!(error = %first, "no trusted root certificates on this system: HTTPS registries need cacert or skiptlsverify");
+                Ok(client)
+            }
+            Err(_) => Err(Error::InvalidAddress {
+                address: String::new(),
+                reason: format!("cannot build the HTTP client: {first}"),
+            }),
+        },
     }
-    if tls.skip_verify {
-        builder = builder.tls_danger_accept_invalid_certs(true);
+}
+
+/// The certificates of a `cacert:` PEM file.
+fn ca_certificates(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>> {
+    let ca_error = |detail: String| Error::CaCertificate {
+        path: path.display().to_string(),
+        detail,
+    };
+    let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+    let certificates =
+        reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_error(e.to_string()))?;
+    if certificates.is_empty() {
+        return Err(ca_error("no PEM certificate in the file".to_string()));
     }
-    builder.build().map_err(|e| Error::InvalidAddress {
-        address: String::new(),
-        reason: format!("cannot build the HTTP client: {e}"),
-    })
+    Ok(certificates)
 }
 
 fn install_crypto_provider() {

@@ -273,3 +273,52 @@ fn authenticated_and_tls_registries_from_cfg_yaml() {
         Some(image.digest.as_str())
     );
 }
+
+/// A system with no trusted root certificates at all (an empty container or chroot, where the
+/// static Linux build is meant to run): plain-HTTP registries and a `cacert:` registry still
+/// work, and an HTTPS registry without one is refused as untrusted, with the hint.
+#[test]
+fn a_system_without_trusted_roots_still_copies() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start_tls();
+    let image = push_oci_image(&source, "team/app", "1", &[Layer::random(19, 20_000)]);
+    let dir = workdir();
+    let no_roots = dir.path().join("no-roots");
+    std::fs::create_dir_all(&no_roots).unwrap();
+    let without_roots = |command: &mut assert_cmd::Command| {
+        command
+            .env("SSL_CERT_FILE", no_roots.join("none.pem"))
+            .env("SSL_CERT_DIR", &no_roots);
+    };
+    let untrusted = {
+        let mut command = copy_between(dir.path(), &source, &target);
+        without_roots(&mut command);
+        command.arg("team/app:1").output().unwrap()
+    };
+    assert_eq!(untrusted.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(
+        text.contains("TLS certificate verification failed") && text.contains("cacert"),
+        "{text}"
+    );
+    write(
+        dir.path(),
+        "cfg.yaml",
+        &format!(
+            "source:\n- name: nj\n  registry: {}\ntarget:\n- name: gz\n  registry: {}\n  cacert: {}\n",
+            source.url(),
+            target.url(),
+            target.ca_pem().unwrap().display()
+        ),
+    );
+    let mut command = image_transmit(dir.path());
+    without_roots(&mut command);
+    command
+        .args(["copy", "--from", "nj", "--to", "gz", "team/app:1"])
+        .assert()
+        .success();
+    assert_eq!(
+        served_digest(&target, "team/app", "1").as_deref(),
+        Some(image.digest.as_str())
+    );
+}
