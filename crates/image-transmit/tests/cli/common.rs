@@ -1,14 +1,16 @@
 //! What every CLI test needs: the binary, a working directory with a cfg.yaml, and digest
 //! checks through skopeo.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
-use testkit::{TestRegistry, skopeo_inspect_raw};
+use testkit::proxy::{FaultProxy, Rule};
+use testkit::{Layer, TestRegistry, push_oci_image, skopeo_inspect_raw};
 
 /// The binary under test, in English unless a test asks otherwise, with no Docker login.
 pub(crate) fn image_transmit(workdir: &Path) -> Command {
@@ -100,6 +102,19 @@ impl Daemon {
         self.lines.lock().unwrap().join("\n")
     }
 
+    /// The address, with its token, that a starting web UI prints.
+    #[track_caller]
+    pub(crate) fn ui_address(&self) -> String {
+        self.wait_for("the UI's address", Duration::from_secs(60), |out| {
+            out.contains("/?token=")
+        });
+        self.output()
+            .split_whitespace()
+            .find(|word| word.starts_with("http://"))
+            .unwrap()
+            .to_string()
+    }
+
     /// Waits until `ready` holds, failing the test with the daemon's output after `limit`.
     #[track_caller]
     pub(crate) fn wait_for(
@@ -148,4 +163,49 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The UI's `host:port` and token, from the address it printed.
+pub(crate) fn address_and_token(url: &str) -> (String, String) {
+    let rest = url.trim_start_matches("http://");
+    let address = rest.split('/').next().unwrap().to_string();
+    let token = rest.split("token=").nth(1).unwrap_or_default().to_string();
+    (address, token)
+}
+
+/// One raw HTTP/1.1 request to the UI (`headers` end with `\r\n` each); the whole reply.
+pub(crate) fn raw_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> String {
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    reply
+}
+
+/// A registry holding `team/big:1`, one 2 MiB layer, behind a proxy that trickles that layer
+/// out (32 KiB every 100 ms): a job copying it from the proxy is still running when a test
+/// stops it. The registry, the proxy (the source to use) and the layer.
+pub(crate) fn trickling_source(seed: u64) -> (TestRegistry, FaultProxy, Layer) {
+    let source = TestRegistry::start();
+    let slow = Layer::random(seed, 2 << 20);
+    push_oci_image(&source, "team/big", "1", std::slice::from_ref(&slow));
+    let proxy = FaultProxy::start(&source);
+    proxy.add(Rule::slow_body(
+        "GET",
+        slow.digest(),
+        32 * 1024,
+        Duration::from_millis(100),
+    ));
+    (source, proxy, slow)
 }

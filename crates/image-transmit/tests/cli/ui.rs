@@ -2,53 +2,22 @@
 //! who has never used Docker would press it. Screenshots of the main screens go to the folder
 //! `IMAGE_TRANSMIT_SCREENSHOTS` names (docs/ when refreshing them), else to a scratch folder.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use testkit::proxy::{FaultProxy, Rule};
 use testkit::{Browser, Layer, TestRegistry, push_docker_image, push_oci_image};
 
-use crate::common::{Daemon, served_digest, workdir, write};
+use crate::common::{
+    Daemon, address_and_token, raw_request, served_digest, trickling_source, workdir, write,
+};
 
 const JOB: Duration = Duration::from_secs(60);
 
 /// `image-transmit ui` in `dir`, and the address with the token it printed.
 fn start_ui(dir: &Path) -> (Daemon, String) {
     let ui = Daemon::start(dir, &["ui", "--no-open"]);
-    ui.wait_for("the UI's address", Duration::from_secs(20), |out| {
-        out.contains("/?token=")
-    });
-    let url = ui
-        .output()
-        .split_whitespace()
-        .find(|word| word.starts_with("http://"))
-        .unwrap()
-        .to_string();
+    let url = ui.ui_address();
     (ui, url)
-}
-
-/// The UI's `host:port` and token, from the address it printed.
-fn address_and_token(url: &str) -> (String, String) {
-    let rest = url.trim_start_matches("http://");
-    let address = rest.split('/').next().unwrap().to_string();
-    let token = rest.split("token=").nth(1).unwrap_or_default().to_string();
-    (address, token)
-}
-
-/// One raw HTTP/1.1 request to the UI (`headers` end with `\r\n` each); the whole reply.
-fn raw_request(address: &str, method: &str, path: &str, headers: &str, body: &str) -> String {
-    let mut stream = TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).unwrap();
-    reply
 }
 
 fn screenshots() -> (PathBuf, Option<tempfile::TempDir>) {
@@ -267,17 +236,8 @@ fn requests_without_the_token_are_refused() {
 
 #[test]
 fn stop_ends_a_running_transmit_cleanly_and_passwords_never_reach_the_page() {
-    let source = TestRegistry::start();
+    let (_source, proxy, _slow) = trickling_source(92_001);
     let target = TestRegistry::start();
-    let slow = Layer::random(92_001, 2 << 20);
-    push_oci_image(&source, "team/big", "1", std::slice::from_ref(&slow));
-    let proxy = FaultProxy::start(&source);
-    proxy.add(Rule::slow_body(
-        "GET",
-        slow.digest(),
-        32 * 1024,
-        Duration::from_millis(100),
-    ));
     let dir = workdir();
     write(
         dir.path(),

@@ -7,16 +7,16 @@
 //! Ignored in a plain `cargo test`: they need the .exe, which `scripts/wine-tests.sh` builds
 //! before running them (and `.ci/run` runs that script).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use testkit::proxy::{FaultProxy, Rule};
 use testkit::{Layer, TestRegistry, WindowsExe, push_oci_image, windows_path};
 
-use crate::common::{Daemon, served_digest, stderr_of, stdout_of, workdir, write};
+use crate::common::{
+    Daemon, address_and_token, raw_request, served_digest, stderr_of, stdout_of, trickling_source,
+    workdir, write,
+};
 
 #[track_caller]
 fn assert_ok(output: &Output) {
@@ -226,17 +226,10 @@ fn save_verify_upload_and_increment_in_a_chinese_folder() {
     );
 }
 
-/// One raw HTTP/1.1 request; the status code and the body.
+/// A request to the UI with its token; the status code and the body.
 fn request(address: &str, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nx-token: {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).unwrap();
+    let headers = format!("x-token: {token}\r\nContent-Type: application/json\r\n");
+    let reply = raw_request(address, method, path, &headers, body);
     let status = reply
         .split_whitespace()
         .nth(1)
@@ -257,17 +250,8 @@ fn request(address: &str, method: &str, path: &str, token: &str, body: &str) -> 
 #[ignore = "needs the Windows build: scripts/wine-tests.sh"]
 fn double_click_starts_the_ui_and_stop_ends_a_job() {
     let exe = WindowsExe::from_env();
-    let source = TestRegistry::start();
+    let (_source, proxy, slow) = trickling_source(74);
     let target = TestRegistry::start();
-    let slow = Layer::random(74, 2 << 20);
-    push_oci_image(&source, "team/big", "1", std::slice::from_ref(&slow));
-    let proxy = FaultProxy::start(&source);
-    proxy.add(Rule::slow_body(
-        "GET",
-        slow.digest(),
-        32 * 1024,
-        Duration::from_millis(100),
-    ));
     let scratch = workdir();
     let folder = scratch.path().join("镜像 工具");
     let exe = exe.install_into(&folder);
@@ -281,18 +265,7 @@ fn double_click_starts_the_ui_and_stop_ends_a_job() {
         ),
     );
     let ui = Daemon::spawn(exe.command(&folder));
-    ui.wait_for("the UI's address", Duration::from_secs(60), |out| {
-        out.contains("/?token=")
-    });
-    let url = ui
-        .output()
-        .split_whitespace()
-        .find(|word| word.starts_with("http://"))
-        .unwrap()
-        .to_string();
-    let rest = url.trim_start_matches("http://");
-    let address = rest.split('/').next().unwrap().to_string();
-    let token = rest.split("token=").nth(1).unwrap().to_string();
+    let (address, token) = address_and_token(&ui.ui_address());
     assert_eq!(request(&address, "GET", "/", "", "").0, 401);
     let (status, page) = request(&address, "GET", &format!("/?token={token}"), "", "");
     assert_eq!(status, 200, "{page}");
