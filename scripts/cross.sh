@@ -68,6 +68,14 @@ if [ -n "$prefix" ]; then
   fi
 fi
 
+if [ "$target" = aarch64-apple-darwin ]; then
+  case "${1:-}" in
+    check | clippy) ;;
+    *) echo "macOS cannot be built here, only type-checked: scripts/cross.sh $target check" >&2; exit 2 ;;
+  esac
+  export "CC_${lower}=$PWD/scripts/macos/typecheck-cc" "AR_${lower}=ar"
+fi
+
 std_features=()
 if [ "$target" = x86_64-unknown-linux-musl ]; then
   # A std built here has no self-contained startup objects or libunwind beside it: musl-gcc
