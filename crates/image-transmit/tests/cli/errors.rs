@@ -296,3 +296,30 @@ fn windows_text_files_are_read_and_other_encodings_refused() {
         assert_no_panic(&output);
     }
 }
+
+/// A list error names the line as an editor numbers it, a byte-order mark included.
+#[test]
+fn list_errors_name_the_line_an_editor_shows() {
+    let dir = workdir();
+    std::fs::write(
+        dir.path().join("list.txt"),
+        "\u{feff}team/app\u{ff1a}1\nteam/web:1\n",
+    )
+    .unwrap();
+    let output = image_transmit(dir.path())
+        .args([
+            "copy",
+            "--from",
+            "http://127.0.0.1:1",
+            "--to",
+            "http://127.0.0.1:2",
+        ])
+        .args(["--list", "list.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", output_text(&output));
+    let text = stderr_of(&output);
+    assert!(text.contains("line 1 has U+FF1A"), "{text}");
+    assert!(!text.contains("FEFF"), "{text}");
+    assert_no_panic(&output);
+}
