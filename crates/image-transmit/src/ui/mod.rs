@@ -598,15 +598,15 @@ fn job_config(state: &UiState, directory: &Path, id: u64) -> Result<PathBuf, Str
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    let base = match &state.config_path {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| e.to_string())?,
-        None => String::new(),
-    };
     if added.is_empty()
         && let Some(path) = &state.config_path
     {
         return Ok(path.clone());
     }
+    let base = match &state.config_path {
+        Some(path) => crate::text_file::read(path).map_err(|e| e.to_string())?,
+        None => String::new(),
+    };
     let mut document: Value = if base.trim().is_empty() {
         json!({})
     } else {

@@ -15,7 +15,7 @@ use testkit::{Layer, TestRegistry, WindowsExe, push_oci_image, windows_path};
 
 use crate::common::{
     Daemon, address_and_token, raw_request, served_digest, stderr_of, stdout_of, trickling_source,
-    workdir, write,
+    workdir,
 };
 
 #[track_caller]
@@ -243,9 +243,10 @@ fn request(address: &str, method: &str, path: &str, token: &str, body: &str) -> 
     (status, body)
 }
 
-/// Double-clicked: no arguments, started in the folder it was unpacked to, cfg.yaml beside it.
-/// The page answers with its token only; Stop ends a running transmit cleanly, its tag never
-/// pushed, through the job's standard input (Wine's `taskkill` could not do it).
+/// Double-clicked: no arguments, started in the folder it was unpacked to, cfg.yaml beside it
+/// (saved by PowerShell), the target added on the page. The page answers with its token only;
+/// Stop ends a running transmit cleanly, its tag never pushed, through the job's standard input
+/// (Wine's `taskkill` could not do it).
 #[test]
 #[ignore = "needs the Windows build: scripts/wine-tests.sh"]
 fn double_click_starts_the_ui_and_stop_ends_a_job() {
@@ -255,20 +256,25 @@ fn double_click_starts_the_ui_and_stop_ends_a_job() {
     let scratch = workdir();
     let folder = scratch.path().join("镜像 工具");
     let exe = exe.install_into(&folder);
-    write(
-        &folder,
-        "cfg.yaml",
-        &format!(
-            "source:\n- name: nj\n  registry: {}\ntarget:\n- name: gz\n  registry: {}\n",
-            proxy.url(),
-            target.url()
-        ),
-    );
+    std::fs::write(
+        folder.join("cfg.yaml"),
+        powershell_text(&format!(
+            "source:\n- name: nj\n  registry: {}\n",
+            proxy.url()
+        )),
+    )
+    .unwrap();
     let ui = Daemon::spawn(exe.command(&folder));
     let (address, token) = address_and_token(&ui.ui_address());
     assert_eq!(request(&address, "GET", "/", "", "").0, 401);
     let (status, page) = request(&address, "GET", &format!("/?token={token}"), "", "");
     assert_eq!(status, 200, "{page}");
+    let added = format!(
+        r#"{{"side":"target","name":"gz","registry":"{}"}}"#,
+        target.url()
+    );
+    let (status, reply) = request(&address, "POST", "/api/registries", &token, &added);
+    assert_eq!(status, 200, "{reply}");
     let (status, state) = request(&address, "GET", "/api/state", &token, "");
     assert_eq!(status, 200);
     assert!(state.contains("nj") && state.contains("gz"), "{state}");
