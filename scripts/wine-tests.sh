@@ -14,14 +14,14 @@ EXTRA_PACKAGES="wine wine64" scripts/cross.sh --install "$target"
 
 scripts/cross.sh "$target" build --locked -p image-transmit --profile "$profile"
 
-# The .exe beside the stand-in DLL that Wine 8 lacks (see scripts/wine/bcryptprimitives.c).
+# The .exe beside the stand-in DLL that Wine 8 lacks (scripts/wine/bcryptprimitives.c), and
+# ctrl-c.exe, which presses Ctrl-C in a console for a test (scripts/wine/ctrl-c.c).
 bin="$PWD/target/cross/wine-bin"
 mkdir -p "$bin"
 cp "target/cross/$target/$profile/image-transmit.exe" "$bin/"
-if [ ! "$bin/bcryptprimitives.dll" -nt scripts/wine/bcryptprimitives.c ]; then
-  x86_64-w64-mingw32-gcc -shared -O2 -o "$bin/bcryptprimitives.dll" \
-    scripts/wine/bcryptprimitives.c -ladvapi32
-fi
+x86_64-w64-mingw32-gcc -shared -O2 -o "$bin/bcryptprimitives.dll" \
+  scripts/wine/bcryptprimitives.c -ladvapi32
+x86_64-w64-mingw32-gcc -municode -O2 -o "$bin/ctrl-c.exe" scripts/wine/ctrl-c.c
 
 export WINEPREFIX="$PWD/target/cross/wineprefix" WINEDEBUG=-all
 if [ ! -f "$WINEPREFIX/system.reg" ]; then

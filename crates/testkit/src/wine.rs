@@ -58,18 +58,53 @@ impl WindowsExe {
     /// ASCII one would mangle the Chinese names the tests use. A test that wants Chinese
     /// messages sets the program's own `lang` variable.
     pub fn command(&self, dir: &Path) -> Command {
-        let wine = std::env::var_os("WINE").unwrap_or_else(|| "/usr/lib/wine/wine64".into());
-        let mut command = Command::new(wine);
-        command
-            .arg(&self.exe)
-            .current_dir(dir)
-            .env("WINEDEBUG", "-all")
-            .env("LANG", "C.UTF-8")
-            .env("LC_ALL", "C.UTF-8")
-            .env_remove("lang")
-            .env("DOCKER_CONFIG", dir.join("no-docker-config"));
+        let mut command = Command::new(wine());
+        command.arg(&self.exe);
+        in_test_environment(&mut command, dir);
         command
     }
+
+    /// The .exe with `args` on a console, as typed at a Command Prompt, under `ctrl-c.exe` (built
+    /// beside it by `scripts/wine-tests.sh`): Ctrl-C is pressed once the test creates the file
+    /// `dir/press-ctrl-c`, and the exit status is the program's. Run under `script`, since Wine
+    /// gives programs a console only on a terminal; what they print comes with its escapes.
+    pub fn command_with_ctrl_c(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut windows_line = format!("\"{}\"", windows_path(&self.exe));
+        for argument in args {
+            assert!(
+                !argument.contains([' ', '"']),
+                "{argument}: only plain arguments"
+            );
+            windows_line.push(' ');
+            windows_line.push_str(argument);
+        }
+        let helper = self.exe.with_file_name("ctrl-c.exe");
+        let shell_line = [
+            wine().to_string_lossy().into_owned(),
+            helper.display().to_string(),
+            windows_line,
+        ]
+        .map(|word| format!("'{}'", word.replace('\'', r"'\''")))
+        .join(" ");
+        let mut command = Command::new("script");
+        command.args(["-qec", &shell_line, "/dev/null"]);
+        in_test_environment(&mut command, dir);
+        command
+    }
+}
+
+fn wine() -> std::ffi::OsString {
+    std::env::var_os("WINE").unwrap_or_else(|| "/usr/lib/wine/wine64".into())
+}
+
+fn in_test_environment(command: &mut Command, dir: &Path) {
+    command
+        .current_dir(dir)
+        .env("WINEDEBUG", "-all")
+        .env("LANG", "C.UTF-8")
+        .env("LC_ALL", "C.UTF-8")
+        .env_remove("lang")
+        .env("DOCKER_CONFIG", dir.join("no-docker-config"));
 }
 
 /// How Windows names `path` on Wine's drive Z: (the Unix root): `Z:\tmp\…`, so tests can pass

@@ -325,3 +325,42 @@ fn double_click_starts_the_ui_and_stop_ends_a_job() {
     );
     assert_eq!(served_digest(&target, "team/big", "1"), None);
 }
+
+/// Ctrl-C at a Command Prompt while a layer trickles in stops the copy cleanly: exit status 1
+/// (stopped, not killed, which would be STATUS_CONTROL_C_EXIT) and no tag pushed.
+#[test]
+#[ignore = "needs the Windows build: scripts/wine-tests.sh"]
+fn ctrl_c_in_a_console_stops_a_copy_cleanly() {
+    let exe = WindowsExe::from_env();
+    let (_source, proxy, slow) = trickling_source(75);
+    let target = TestRegistry::start();
+    let dir = workdir();
+    let copy = exe
+        .command_with_ctrl_c(
+            dir.path(),
+            &[
+                "copy",
+                "--from",
+                &proxy.url(),
+                "--to",
+                &target.url(),
+                "team/big:1",
+            ],
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let busy = proxy.wait_for(Duration::from_secs(60), |seen| {
+        seen.method == "GET" && seen.path.contains(slow.digest())
+    });
+    std::fs::write(dir.path().join("press-ctrl-c"), "").unwrap();
+    let output = copy.wait_with_output().unwrap();
+    let text = format!("{}{}", stdout_of(&output), stderr_of(&output));
+    assert!(busy.is_some(), "the copy never started downloading: {text}");
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("interrupted"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    assert_eq!(served_digest(&target, "team/big", "1"), None);
+}
