@@ -126,29 +126,25 @@ fn start_command(
     mut command: Command,
     report_path: PathBuf,
 ) -> std::io::Result<Arc<Job>> {
-    let (live, _) = broadcast::channel(1024);
-    let job = Arc::new(Job {
-        id,
-        mode: mode.to_string(),
-        started: SystemTime::now(),
-        events: Mutex::new(Vec::new()),
-        live,
-        stop_line: tokio::sync::Mutex::new(None),
-        kill: Mutex::new(None),
-        outcome: Mutex::new(None),
-        report_path: report_path.clone(),
-    });
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;
+    let (live, _) = broadcast::channel(1024);
     let (kill, killed) = oneshot::channel();
-    *job.kill.lock().unwrap_or_else(|p| p.into_inner()) = Some(kill);
-    if let Ok(mut stop_line) = job.stop_line.try_lock() {
-        *stop_line = child.stdin.take();
-    }
+    let job = Arc::new(Job {
+        id,
+        mode: mode.to_string(),
+        started: SystemTime::now(),
+        events: Mutex::new(Vec::new()),
+        live,
+        stop_line: tokio::sync::Mutex::new(child.stdin.take()),
+        kill: Mutex::new(Some(kill)),
+        outcome: Mutex::new(None),
+        report_path,
+    });
     job.publish(json!({"kind": "started", "mode": mode, "id": id}));
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();

@@ -155,30 +155,23 @@ fn save_verify_upload_and_increment_in_a_chinese_folder() {
     )
     .unwrap();
     let config_arg = windows_path(&config);
+    // The .exe in the delivery folder with that cfg.yaml; it must succeed.
+    let run = |args: &[&str]| {
+        let output = exe
+            .command(&dir)
+            .args(["--config", &config_arg])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_ok(&output);
+        output
+    };
 
-    let save = exe
-        .command(&dir)
-        .args(["--config", &config_arg, "save", "--from", "南京"])
-        .args(["--list", "镜像 列表.txt"])
-        .output()
-        .unwrap();
-    assert_ok(&save);
+    let save = run(&["save", "--from", "南京", "--list", "镜像 列表.txt"]);
     let full = announced_meta(&dir, &save);
-
-    let verify = exe
-        .command(&dir)
-        .args(["verify", &windows_path(&full)])
-        .output()
-        .unwrap();
-    assert_ok(&verify);
-
-    let upload = exe
-        .command(&dir)
-        .args(["--config", &config_arg, "upload", "--to", "客户"])
-        .arg(windows_path(&full))
-        .output()
-        .unwrap();
-    assert_ok(&upload);
+    let full_arg = windows_path(&full);
+    run(&["verify", &full_arg]);
+    run(&["upload", "--to", "客户", &full_arg]);
     assert_eq!(
         served_digest(&target, "delivered/app", "1.0"),
         Some(first.digest)
@@ -186,14 +179,15 @@ fn save_verify_upload_and_increment_in_a_chinese_folder() {
 
     // The next delivery: only what the first one lacks.
     std::fs::write(dir.join("第二批.txt"), powershell_text("team/app:1.1\n")).unwrap();
-    let increment = exe
-        .command(&dir)
-        .args(["--config", &config_arg, "save", "--from", "南京"])
-        .args(["--list", "第二批.txt", "--incremental-from"])
-        .arg(windows_path(&full))
-        .output()
-        .unwrap();
-    assert_ok(&increment);
+    let increment = run(&[
+        "save",
+        "--from",
+        "南京",
+        "--list",
+        "第二批.txt",
+        "--incremental-from",
+        &full_arg,
+    ]);
     let increment = announced_meta(&dir, &increment);
     assert_ne!(increment, full);
     let bundle_bytes = |meta: &Path| -> u64 {
@@ -213,13 +207,7 @@ fn save_verify_upload_and_increment_in_a_chinese_folder() {
         bundle_bytes(&increment) < bundle_bytes(&full),
         "the increment carries the base layer again"
     );
-    let upload = exe
-        .command(&dir)
-        .args(["--config", &config_arg, "upload", "--to", "客户"])
-        .arg(windows_path(&increment))
-        .output()
-        .unwrap();
-    assert_ok(&upload);
+    run(&["upload", "--to", "客户", &windows_path(&increment)]);
     assert_eq!(
         served_digest(&target, "delivered/app", "1.1"),
         Some(second.digest)
