@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod config;
 mod event_stream;
+mod help;
 mod i18n;
 mod legacy;
 mod messages;
@@ -21,11 +22,11 @@ mod ui;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use rust_i18n::t;
 
 use crate::cli::{
-    Cli, Command, CopyArgs, GlobalOptions, LoadArgs, SaveArgs, UiArgs, UploadArgs, WatchArgs,
+    Command, CopyArgs, GlobalOptions, LoadArgs, SaveArgs, TransferOptions, UiArgs, UploadArgs,
+    WatchArgs,
 };
 use crate::commands::{RunError, UsageError};
 use crate::config::{Config, ConfigError};
@@ -130,15 +131,15 @@ fn run(args: &[String]) -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match command.as_ref() {
-            Command::Copy(args) => commands::copy::run(&global, args, &config).await,
-            Command::Save(args) => commands::save::run(&global, args, &config).await,
-            Command::Upload(args) => commands::upload::run(&global, args, &config).await,
+            Command::Copy(args) => commands::copy::run(args, &config).await,
+            Command::Save(args) => commands::save::run(args, &config).await,
+            Command::Upload(args) => commands::upload::run(args, &config).await,
             Command::Verify(args) => commands::verify::run(args).await,
             Command::Demo => commands::demo::run().await,
             Command::Serve(args) => commands::serve::run(args).await,
-            Command::Load(args) => commands::load::run(&global, args, &config).await,
+            Command::Load(args) => commands::load::run(args, &config).await,
             Command::Cache(args) => commands::cache::run(args, &config),
-            Command::Watch(args) => commands::watch::run(&global, args, &config).await,
+            Command::Watch(args) => commands::watch::run(args, &config).await,
             Command::Ui(args) => commands::ui::run(&global, args, &config).await,
         }
     });
@@ -192,10 +193,12 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
         let global = GlobalOptions {
             config: invocation.config.clone(),
             lang: invocation.lang.clone(),
-            json: invocation.json.clone(),
+        };
+        let transfer = TransferOptions {
             maxconn: invocation.maxconn,
             retries: invocation.retries,
         };
+        let json = invocation.json.clone();
         return Ok(match legacy::mode(&invocation) {
             LegacyMode::Transmit if is_local_engine(invocation.dst.as_deref()) => {
                 Invocation::Command(
@@ -204,6 +207,8 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
                         to: invocation.dst.clone().unwrap_or_default(),
                         from: invocation.src.clone(),
                         list: invocation.lst.clone(),
+                        transfer,
+                        json,
                         ..LoadArgs::default()
                     })),
                 )
@@ -214,6 +219,8 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
                     from: invocation.src.clone().unwrap_or_default(),
                     to: invocation.dst.clone().unwrap_or_default(),
                     list: invocation.lst.clone(),
+                    transfer,
+                    json,
                     ..CopyArgs::default()
                 })),
             ),
@@ -233,6 +240,8 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
                     incremental_from: invocation.inc.clone(),
                     out: invocation.out.clone(),
                     format: "tar".to_string(),
+                    transfer,
+                    json,
                     ..SaveArgs::default()
                 })),
             ),
@@ -244,6 +253,8 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
                         meta: invocation.img.clone().unwrap_or_default(),
                         list: invocation.lst.clone(),
                         images: Vec::new(),
+                        transfer,
+                        json,
                     })),
                 )
             }
@@ -257,6 +268,8 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
                         .map(|meta| meta.display().to_string())
                         .collect(),
                     list: invocation.lst.clone(),
+                    transfer,
+                    json,
                     ..LoadArgs::default()
                 })),
             ),
@@ -266,26 +279,17 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
                     from: invocation.src.clone().unwrap_or_default(),
                     to: invocation.dst.clone().unwrap_or_default(),
                     list: invocation.lst.clone().unwrap_or_default(),
+                    transfer,
                     ..WatchArgs::default()
                 })),
             ),
         });
     }
-    match Cli::try_parse_from(
-        std::iter::once("image-transmit".to_string()).chain(args.iter().cloned()),
-    ) {
-        Ok(cli) => {
-            if let Some(lang) = &cli.global.lang {
-                i18n::apply_language(Some(lang), None);
-            }
-            Ok(Invocation::Command(cli.global, Box::new(cli.command)))
-        }
-        Err(error) => {
-            let status = if error.use_stderr() { 2 } else { 0 };
-            let _ = error.print();
-            Err(ExitCode::from(status))
-        }
+    let cli = help::parse(args)?;
+    if let Some(lang) = &cli.global.lang {
+        i18n::apply_language(Some(lang), None);
     }
+    Ok(Invocation::Command(cli.global, Box::new(cli.command)))
 }
 
 /// `-dst=docker` and `-dst=ctr` name the local engines, not registries.
@@ -311,14 +315,7 @@ fn load_config(global: &GlobalOptions) -> Result<Config, ConfigError> {
 }
 
 fn legacy_usage() -> String {
-    let program = std::env::args_os()
-        .next()
-        .and_then(|p| {
-            std::path::Path::new(&p)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-        })
-        .unwrap_or_else(|| "image-transmit".to_string());
+    let program = help::program_name();
     format!(
         "{}\n{program} [OPTIONS]\n{}",
         t!("app.title"),

@@ -12,15 +12,11 @@ use super::{
     JobSettings, RunError, Sink, check_source, finish, list_endpoint, open_source, open_target,
     platform_filters, read_lines, run_job,
 };
-use crate::cli::{CopyArgs, GlobalOptions, LoadArgs};
+use crate::cli::{CopyArgs, LoadArgs};
 use crate::config::Config;
 use crate::messages::explain_registry;
 
-pub(crate) async fn run(
-    global: &GlobalOptions,
-    args: &CopyArgs,
-    config: &Config,
-) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: &CopyArgs, config: &Config) -> anyhow::Result<ExitCode> {
     // `--to docker` / `--to containerd`: a pull straight into the local engine.
     if super::load::Engine::parse(&args.to).is_some() {
         let load = LoadArgs {
@@ -29,13 +25,15 @@ pub(crate) async fn run(
             inputs: args.images.clone(),
             list: args.list.clone(),
             platform: args.platform.clone(),
+            transfer: args.transfer.clone(),
+            json: args.json.clone(),
             ..LoadArgs::default()
         };
-        return super::load::run(global, &load, config).await;
+        return super::load::run(&load, config).await;
     }
     let (_, source) = open_source(config, &args.from)?;
     let (target_entry, target) = open_target(config, &args.to)?;
-    let settings = JobSettings::new(config, global.maxconn, global.retries);
+    let settings = JobSettings::new(config, args.transfer.maxconn, args.transfer.retries);
     let platforms = platform_filters(args.platform.as_deref(), config)?;
 
     let lines = read_lines(args.list.as_deref(), &args.images)?;
@@ -72,7 +70,7 @@ pub(crate) async fn run(
         invalid,
     )
     .await;
-    if let Some(path) = &global.json {
+    if let Some(path) = &args.json {
         crate::report::write(path, "copy", source.host(), target.host(), &report)?;
     }
     Ok(finish(&report))

@@ -27,7 +27,7 @@ use super::{
     JobSettings, RunError, Sink, UsageError, check_source, finish, list_endpoint, open_source,
     platform_filters, read_lines, run_job,
 };
-use crate::cli::{GlobalOptions, LoadArgs};
+use crate::cli::LoadArgs;
 use crate::config::Config;
 use crate::messages::explain;
 
@@ -119,14 +119,10 @@ fn host_platform() -> PlatformFilter {
     }
 }
 
-pub(crate) async fn run(
-    global: &GlobalOptions,
-    args: &LoadArgs,
-    config: &Config,
-) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: &LoadArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let engine = Engine::parse(&args.to)
         .ok_or_else(|| UsageError(t!("error.unknown_engine", name = args.to).to_string()))?;
-    let settings = JobSettings::new(config, global.maxconn, global.retries);
+    let settings = JobSettings::new(config, args.transfer.maxconn, args.transfer.retries);
     // A target entry named like the engine gives loaded names their host and namespace.
     let naming = config.find_target(&args.to).ok();
     let naming_host = naming
@@ -181,7 +177,7 @@ pub(crate) async fn run(
         planned.invalid,
     )
     .await;
-    write_report(global, &planned.described, opened.name, &report)?;
+    write_report(args, &planned.described, opened.name, &report)?;
     Ok(finish(&report))
 }
 
@@ -244,12 +240,12 @@ fn plan_from_bundle(args: &LoadArgs, list_options: &ListOptions) -> anyhow::Resu
 }
 
 fn write_report(
-    global: &GlobalOptions,
+    args: &LoadArgs,
     source: &str,
     engine: &str,
     report: &JobReport,
 ) -> anyhow::Result<()> {
-    if let Some(path) = &global.json {
+    if let Some(path) = &args.json {
         crate::report::write(path, "load", source, engine, report)?;
     }
     Ok(())

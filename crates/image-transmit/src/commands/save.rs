@@ -18,15 +18,11 @@ use super::{
     JobSettings, RunError, Sink, UsageError, check_source, finish, list_endpoint, open_source,
     platform_filters, read_lines, run_job,
 };
-use crate::cli::{GlobalOptions, SaveArgs};
+use crate::cli::SaveArgs;
 use crate::config::Config;
 use crate::messages::explain;
 
-pub(crate) async fn run(
-    global: &GlobalOptions,
-    args: &SaveArgs,
-    config: &Config,
-) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: &SaveArgs, config: &Config) -> anyhow::Result<ExitCode> {
     // cfg.yaml `dockerfile: true` asked the original for a docker-loadable single file.
     let format = if args.format == "tar" && config.dockerfile {
         "docker"
@@ -43,7 +39,7 @@ pub(crate) async fn run(
         }
     };
     let (source_entry, source) = open_source(config, &args.from)?;
-    let settings = JobSettings::new(config, global.maxconn, global.retries);
+    let settings = JobSettings::new(config, args.transfer.maxconn, args.transfer.retries);
     let platforms = platform_filters(args.platform.as_deref(), config)?;
     let split_size = args
         .split_size
@@ -143,7 +139,7 @@ pub(crate) async fn run(
     {
         println!("{}", t!("save.meta_written", path = meta.display()));
     }
-    if let Some(path) = &global.json {
+    if let Some(path) = &args.json {
         crate::report::write(
             path,
             "save",

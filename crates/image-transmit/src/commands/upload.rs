@@ -18,17 +18,13 @@ use registry::{Digest, Registry};
 use rust_i18n::t;
 
 use super::{JobSettings, RunError, Sink, finish, list_endpoint, open_target, run_job};
-use crate::cli::{GlobalOptions, UploadArgs};
+use crate::cli::UploadArgs;
 use crate::config::Config;
 use crate::messages::{explain, explain_registry};
 
-pub(crate) async fn run(
-    global: &GlobalOptions,
-    args: &UploadArgs,
-    config: &Config,
-) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: &UploadArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let (target_entry, target) = open_target(config, &args.to)?;
-    let settings = JobSettings::new(config, global.maxconn, global.retries);
+    let settings = JobSettings::new(config, args.transfer.maxconn, args.transfer.retries);
 
     let meta_path = args.meta.as_path();
     refuse_damaged_parts(meta_path)?;
@@ -83,7 +79,7 @@ pub(crate) async fn run(
         invalid,
     )
     .await;
-    if let Some(path) = &global.json {
+    if let Some(path) = &args.json {
         crate::report::write(
             path,
             "upload",

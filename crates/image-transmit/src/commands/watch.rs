@@ -27,7 +27,7 @@ use super::{
     JobSettings, RunError, Sink, UsageError, check_source, list_endpoint, open_source, open_target,
     platform_filters, read_lines, run_job, stop_signal,
 };
-use crate::cli::{GlobalOptions, WatchArgs};
+use crate::cli::WatchArgs;
 use crate::config::Config;
 use crate::messages::{explain, explain_registry};
 use crate::notify::Notifier;
@@ -139,14 +139,10 @@ impl Schedule {
     }
 }
 
-pub(crate) async fn run(
-    global: &GlobalOptions,
-    args: &WatchArgs,
-    config: &Config,
-) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: &WatchArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let (_, source) = open_source(config, &args.from)?;
     let (target_entry, target) = open_target(config, &args.to)?;
-    let settings = JobSettings::new(config, global.maxconn, global.retries);
+    let settings = JobSettings::new(config, args.transfer.maxconn, args.transfer.retries);
     let platforms = platform_filters(args.platform.as_deref(), config)?;
     let schedule = Schedule::from_args(args, config)?;
 

@@ -111,11 +111,11 @@ pub(crate) fn start(
     report_path: PathBuf,
 ) -> std::io::Result<Arc<Job>> {
     let mut command = Command::new(std::env::current_exe()?);
-    command
-        .arg("--json")
-        .arg(&report_path)
-        .args(&arguments)
-        .env(event_stream::ENABLE, "1");
+    command.args(&arguments).env(event_stream::ENABLE, "1");
+    // A watch never ends with a report; every other job leaves one for the history.
+    if mode != "watch" {
+        command.arg("--json").arg(&report_path);
+    }
     start_command(id, mode, command, report_path)
 }
 

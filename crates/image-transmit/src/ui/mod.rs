@@ -521,12 +521,6 @@ fn job_arguments(
         request.language.clone()
     };
     arguments.extend(["--lang".to_string(), language]);
-    if let Some(maxconn) = request.maxconn.filter(|n| *n > 0) {
-        arguments.extend(["--maxconn".to_string(), maxconn.to_string()]);
-    }
-    if let Some(retries) = request.retries {
-        arguments.extend(["--retries".to_string(), retries.to_string()]);
-    }
     let list = directory.join(format!("job-{id}-{}.lst", std::process::id()));
     std::fs::write(&list, &request.list).map_err(|e| e.to_string())?;
     let list = list.display().to_string();
@@ -585,6 +579,12 @@ fn job_arguments(
             }
         }
         other => return Err(format!("unknown mode {other}")),
+    }
+    if let Some(maxconn) = request.maxconn.filter(|n| *n > 0) {
+        arguments.extend(["--maxconn".to_string(), maxconn.to_string()]);
+    }
+    if let Some(retries) = request.retries {
+        arguments.extend(["--retries".to_string(), retries.to_string()]);
     }
     Ok(arguments)
 }

@@ -323,3 +323,114 @@ fn list_errors_name_the_line_an_editor_shows() {
     assert!(!text.contains("FEFF"), "{text}");
     assert_no_panic(&output);
 }
+
+/// `--help` speaks the language messages would: the flag, else cfg.yaml's `lang`, else LANG.
+#[test]
+fn help_speaks_the_language_of_the_messages() {
+    let dir = workdir();
+    let help = |args: &[&str], lang: &str| {
+        let output = image_transmit(dir.path())
+            .env("LANG", lang)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", output_text(&output));
+        stdout_of(&output)
+    };
+    let english = help(&["copy", "--help"], "C.UTF-8");
+    assert!(
+        english.contains("Usage:") && english.contains("Source registry"),
+        "{english}"
+    );
+    let chinese = help(&["--lang", "zh_CN", "copy", "--help"], "C.UTF-8");
+    assert!(
+        chinese.contains("用法：") && chinese.contains("源仓库"),
+        "{chinese}"
+    );
+    assert!(!chinese.contains("Usage:"), "{chinese}");
+    let chinese = help(&["help", "save"], "zh_CN.UTF-8");
+    assert!(chinese.contains("离线包"), "{chinese}");
+    write(dir.path(), "cfg.yaml", "lang: zh_CN\n");
+    let chinese = help(&["--help"], "en_US.UTF-8");
+    assert!(
+        chinese.contains("示例：") && chinese.contains("-src"),
+        "{chinese}"
+    );
+    // The language flag wins over cfg.yaml, as it does for messages.
+    let english = help(&["--lang", "en_US", "--help"], "zh_CN.UTF-8");
+    assert!(english.contains("Examples:"), "{english}");
+}
+
+/// A mistyped option or command, a bad number or an option the command does not take: one
+/// sentence in the user's language, the usage line, where to find help, and exit status 2.
+#[test]
+fn command_line_mistakes_are_one_sentence_in_the_users_language() {
+    let dir = workdir();
+    let everything = std::cell::RefCell::new(String::new());
+    let run = |args: &[&str]| {
+        let output = image_transmit(dir.path())
+            .env("LANG", "zh_CN.UTF-8")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{}", output_text(&output));
+        assert_no_panic(&output);
+        assert!(stdout_of(&output).is_empty(), "{}", stdout_of(&output));
+        everything.borrow_mut().push_str(&stderr_of(&output));
+        stderr_of(&output)
+    };
+    let text = run(&["copy", "--form", "nj", "--to", "gz"]);
+    assert!(
+        text.contains("--form 不是此命令的选项；是否想用 --from？"),
+        "{text}"
+    );
+    assert!(text.contains("用法：image-transmit copy"), "{text}");
+    assert!(
+        text.contains("查看帮助请运行：image-transmit copy --help"),
+        "{text}"
+    );
+    let text = run(&["sav", "--from", "nj"]);
+    assert!(
+        text.contains("没有名为 sav 的命令；是否想用 save？"),
+        "{text}"
+    );
+    let text = run(&["save", "--from", "nj", "--maxconn", "many"]);
+    assert!(
+        text.contains("many 不是 --maxconn <N> 的有效取值"),
+        "{text}"
+    );
+    let text = run(&["verify", "--retries", "3", "x_meta.yaml"]);
+    assert!(text.contains("--retries 不是此命令的选项"), "{text}");
+    let text = run(&["upload", "x_meta.yaml"]);
+    assert!(text.contains("缺少必需的参数：--to <DST>"), "{text}");
+    let text = run(&[
+        "watch",
+        "--from",
+        "a",
+        "--to",
+        "b",
+        "--list",
+        "l",
+        "--interval",
+        "5",
+        "--cron",
+        "* * * * *",
+    ]);
+    assert!(
+        text.contains("不能与") && text.contains("同时使用"),
+        "{text}"
+    );
+    let everything = everything.borrow().clone();
+    for english in [
+        "error:",
+        "Usage:",
+        "tip:",
+        "unexpected",
+        "For more information",
+    ] {
+        assert!(!everything.contains(english), "{english} in {everything}");
+    }
+    // No command at all: the help, on standard error, and status 2.
+    let text = run(&[]);
+    assert!(text.contains("示例："), "{text}");
+}

@@ -88,6 +88,21 @@ fn help_speaks_both_languages() {
     assert!(text.contains("镜像传输工具"), "{text}");
     assert!(text.contains("下载模式"), "{text}");
     assert!(text.contains("image-transmit.exe -src=nj"), "{text}");
+
+    // The new command line's help too: every heading and text Chinese, the examples written
+    // with the name the user started.
+    let chinese = exe
+        .command(dir.path())
+        .env_remove("LANG")
+        .env("LC_ALL", "zh_CN.UTF-8")
+        .args(["save", "--help"])
+        .output()
+        .unwrap();
+    assert_ok(&chinese);
+    let text = stdout_of(&chinese);
+    assert!(text.contains("用法：image-transmit.exe save"), "{text}");
+    assert!(text.contains("把仓库中的镜像保存为离线包"), "{text}");
+    assert!(!text.contains("Usage") && !text.contains("Options"), "{text}");
 }
 
 #[test]
