@@ -1,8 +1,9 @@
-//! The `zstd` compressor: one zstd stream over a whole data file. Parts are written as plain tar
+//! Whole-stream compressors. This tool writes `zstd`: one zstd stream over a whole data file. Parts are written as plain tar
 //! first (so a failed entry can still be cut out) and compressed when closed; readers unpack
 //! them once into a scratch directory, where entries are found by offset as in a tar bundle.
 //! Layers are usually gzip'd already, so this pays off mostly for uncompressed layers and
-//! configs; it exists because sites ask for it and the original offered it.
+//! configs; it exists because sites ask for it and the original offered it. It reads what the
+//! original's GUI also wrote: one gzip, xz or lz4 stream over a whole data file.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
@@ -10,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use registry::{Digest, DigestHasher};
 
-use crate::bundle::meta::BundleMeta;
-use crate::bundle::parts::PartError;
+use crate::bundle::meta::{BundleMeta, Compressor};
+use crate::bundle::parts::{PartError, detect_compression};
 use crate::error::{Error, Result};
 
 /// zstd's default level: fast, and layers are mostly compressed already.
@@ -75,9 +76,22 @@ impl Drop for Unpacked {
     }
 }
 
-/// Decompresses every part of a zstd bundle into a scratch directory, under the same file
-/// names, and returns a meta describing the unpacked copy (plain sizes, no checksums: those
-/// were checked on the compressed files).
+/// Whether the bundle's data files must be decompressed before their tar entries can be read:
+/// its meta names a compressor, or a file is compressed whatever the meta says (the original's
+/// command line wrote plain tar under `compressor: gzip`; a file re-compressed by hand keeps
+/// `tar`). The bytes decide, as in [`unpack`].
+pub fn needs_unpacking(meta: &BundleMeta, directory: &Path) -> bool {
+    meta.compressor != Compressor::Tar
+        || meta.datafiles.keys().any(|name| {
+            detect_compression(&directory.join(name)).is_ok_and(|compression| compression.is_some())
+        })
+}
+
+/// Decompresses every part of a bundle into a scratch directory, under the same file names,
+/// and returns a meta describing the unpacked copy (plain sizes, no checksums: those were
+/// checked on the files as stored). Each file is decoded by what it starts with, not by the
+/// meta's `compressor`: one whole zstd, gzip, xz or lz4 stream (as the original's GUI wrote
+/// them), or plain tar, which is linked or copied as it is.
 pub fn unpack(meta: &BundleMeta, directory: &Path) -> Result<(BundleMeta, Unpacked)> {
     let scratch = std::env::temp_dir().join(format!(
         "image-transmit-unpacked-{}-{}",
@@ -90,21 +104,99 @@ pub fn unpack(meta: &BundleMeta, directory: &Path) -> Result<(BundleMeta, Unpack
     };
     let mut plain_meta = meta.clone();
     plain_meta.datafile_sha256.clear();
+    plain_meta.compressor = Compressor::Tar;
     for name in meta.datafiles.keys() {
         let source = directory.join(name);
         let target = scratch.join(name);
-        let input = File::open(&source).map_err(|e| Error::io(&source, e))?;
-        let mut decoder = zstd::Decoder::new(input).map_err(|e| Error::io(&source, e))?;
-        let mut output = BufWriter::new(File::create(&target).map_err(|e| Error::io(&target, e))?);
-        // A stream that does not decode is a damaged data file, not a failure of the reader.
-        let size = std::io::copy(&mut decoder, &mut output).map_err(|e| {
-            Error::Part(PartError::Corrupt {
-                file: name.clone(),
-                detail: format!("zstd stream: {e}"),
-            })
-        })?;
-        output.flush().map_err(|e| Error::io(&target, e))?;
+        let compression = detect_compression(&source).map_err(|e| Error::io(&source, e))?;
+        let size = match compression {
+            None => link_or_copy(&source, &target)?,
+            Some(compression) => decompress(&source, &target, name, compression)?,
+        };
         plain_meta.datafiles.insert(name.clone(), size);
     }
     Ok((plain_meta, unpacked))
+}
+
+/// A plain part in a bundle whose other parts are compressed: a hard link costs nothing; a copy
+/// where links are impossible (another file system).
+fn link_or_copy(source: &Path, target: &Path) -> Result<u64> {
+    if std::fs::hard_link(source, target).is_ok() {
+        return std::fs::metadata(target)
+            .map(|metadata| metadata.len())
+            .map_err(|e| Error::io(target, e));
+    }
+    std::fs::copy(source, target).map_err(|e| Error::io(target, e))
+}
+
+fn decompress(source: &Path, target: &Path, name: &str, compression: &str) -> Result<u64> {
+    let input = BufReader::new(File::open(source).map_err(|e| Error::io(source, e))?);
+    let mut output = BufWriter::new(File::create(target).map_err(|e| Error::io(target, e))?);
+    // A stream that does not decode is a damaged data file, not a failure of the reader.
+    let corrupt = |detail: String| {
+        Error::Part(PartError::Corrupt {
+            file: name.to_string(),
+            detail: format!("{compression} stream: {detail}"),
+        })
+    };
+    let size = match compression {
+        "zstd" => {
+            let mut decoder =
+                zstd::Decoder::with_buffer(input).map_err(|e| Error::io(source, e))?;
+            std::io::copy(&mut decoder, &mut output).map_err(|e| corrupt(e.to_string()))?
+        }
+        // Several gzip members one after another are one stream to gzip(1), and to Go.
+        "gzip" => std::io::copy(
+            &mut flate2::bufread::MultiGzDecoder::new(input),
+            &mut output,
+        )
+        .map_err(|e| corrupt(e.to_string()))?,
+        "lz4" => std::io::copy(&mut lz4_flex::frame::FrameDecoder::new(input), &mut output)
+            .map_err(|e| corrupt(e.to_string()))?,
+        "xz" => {
+            let mut counting = Counting {
+                inner: &mut output,
+                written: 0,
+            };
+            let mut input = input;
+            lzma_rs::xz_decompress(&mut input, &mut counting)
+                .map_err(|e| corrupt(e.to_string()))?;
+            counting.written
+        }
+        other => {
+            return Err(Error::Part(PartError::Compressed {
+                file: name.to_string(),
+                compression: other_compression(other),
+            }));
+        }
+    };
+    output.flush().map_err(|e| Error::io(target, e))?;
+    Ok(size)
+}
+
+/// The `'static` name [`PartError::Compressed`] carries, for a format read elsewhere or not at all.
+fn other_compression(name: &str) -> &'static str {
+    if name == "squashfs" {
+        "squashfs"
+    } else {
+        "unknown"
+    }
+}
+
+/// Counts what passes through, for decoders that do not say how much they wrote.
+struct Counting<W> {
+    inner: W,
+    written: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.written += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }

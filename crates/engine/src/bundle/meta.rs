@@ -81,7 +81,14 @@ impl Compressor {
 
     /// Whether this tool reads bundles with this compressor.
     pub fn is_supported(&self) -> bool {
-        matches!(self, Compressor::Tar | Compressor::Zstd)
+        matches!(
+            self,
+            Compressor::Tar
+                | Compressor::Zstd
+                | Compressor::Gzip
+                | Compressor::Xz
+                | Compressor::Lz4
+        )
     }
 
     /// Refuses a compressor we cannot read, naming the meta file and what to do instead.
@@ -270,8 +277,8 @@ pub enum MetaError {
     },
 
     #[error(
-        "bundle {} uses compressor {compressor:?}, which this tool does not read (only tar \
-         and zstd); re-save the images with compressor tar or zstd",
+        "bundle {} uses compressor {compressor:?}, which this tool does not read (tar, zstd, \
+         gzip, xz and lz4); re-save the images with compressor tar or zstd",
         path.display()
     )]
     UnsupportedCompressor { path: PathBuf, compressor: String },
@@ -1086,9 +1093,9 @@ mod tests {
         for (name, expected, supported) in [
             ("tar", Compressor::Tar, true),
             ("zstd", Compressor::Zstd, true),
-            ("gzip", Compressor::Gzip, false),
-            ("xz", Compressor::Xz, false),
-            ("lz4", Compressor::Lz4, false),
+            ("gzip", Compressor::Gzip, true),
+            ("xz", Compressor::Xz, true),
+            ("lz4", Compressor::Lz4, true),
             ("squashfs", Compressor::Squashfs, false),
             ("brotli", Compressor::Other("brotli".into()), false),
         ] {

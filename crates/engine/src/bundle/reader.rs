@@ -13,8 +13,8 @@ use registry::Digest;
 use registry::manifest::{Descriptor, detect_media_type};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::bundle::compress::{Unpacked, unpack};
-use crate::bundle::meta::{BundleMeta, Compressor};
+use crate::bundle::compress::{Unpacked, needs_unpacking, unpack};
+use crate::bundle::meta::BundleMeta;
 use crate::bundle::parts::{EntryLocation, PartIndex, check_parts, index_bundle};
 use crate::bundle::writer::BaseBundle;
 use crate::error::{Error, Result};
@@ -52,8 +52,8 @@ impl BundleReader {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        // A zstd bundle is read from an unpacked copy, where entries sit at their offsets.
-        let (directory, index, unpacked) = if meta.compressor == Compressor::Zstd {
+        // A compressed bundle is read from an unpacked copy, where entries sit at their offsets.
+        let (directory, index, unpacked) = if needs_unpacking(&meta, &bundle_directory) {
             check_parts(&meta, &bundle_directory).map_err(first_problem)?;
             let (plain, unpacked) = unpack(&meta, &bundle_directory)?;
             let index = index_bundle(&plain, &unpacked.directory)?;

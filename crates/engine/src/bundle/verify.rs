@@ -9,8 +9,8 @@ use std::path::Path;
 use registry::manifest::{self, ParsedManifest};
 use registry::{Digest, DigestHasher};
 
-use crate::bundle::compress::unpack;
-use crate::bundle::meta::{BundleMeta, Compressor, bundle_dir};
+use crate::bundle::compress::{needs_unpacking, unpack};
+use crate::bundle::meta::{BundleMeta, bundle_dir};
 use crate::bundle::parts::{PartError, check_parts, index_bundle, index_part, open_entry};
 use crate::error::{Error, Result};
 
@@ -87,9 +87,9 @@ pub fn verify_bundle(meta_path: &Path) -> Result<VerifyReport> {
             });
         }
     }
-    // The rest reads tar entries: a zstd bundle is checked on an unpacked copy.
+    // The rest reads tar entries: a compressed bundle is checked on an unpacked copy.
     let mut unpacked = None;
-    let (meta, directory) = if meta.compressor == Compressor::Zstd {
+    let (meta, directory) = if needs_unpacking(&meta, &directory) {
         let (plain, scratch) = match unpack(&meta, &directory) {
             Ok(unpacked) => unpacked,
             Err(Error::Part(problem)) => {

@@ -17,6 +17,7 @@ mod legacy;
 #[cfg(unix)]
 mod load;
 mod notify;
+mod original_tools;
 mod serve;
 mod ui;
 mod watch;

@@ -1,0 +1,129 @@
+//! Every kind of bundle the original tools wrote (../shared/fixtures/original-tools, made by
+//! the original Go program and its fork themselves): uploaded into a real registry and loaded
+//! into Podman's Docker API, every image present, digests as the source had them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use testkit::{TestRegistry, sha256_digest, skopeo_copy_to_oci_dir};
+
+use crate::bundle_support::{Meta, assert_success, image_of_key, output_text, upload};
+use crate::common::{image_transmit, served_digest, workdir};
+
+const FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/fixtures/original-tools"
+);
+
+/// A fixture file; a missing one fails the test, which must not pass by testing nothing.
+#[track_caller]
+pub(crate) fn fixture(path: &str) -> PathBuf {
+    let path = Path::new(FIXTURES).join(path);
+    assert!(
+        path.is_file(),
+        "the original tools' fixture {} is missing (the shared folder beside the repository)",
+        path.display()
+    );
+    path
+}
+
+/// `team/imgN:tag` → the digest of the manifest the meta holds: what the source served.
+fn source_digests(meta: &Path) -> BTreeMap<String, String> {
+    Meta::read(meta)
+        .manifests
+        .iter()
+        .map(|(key, text)| (image_of_key(key), sha256_digest(text.as_bytes())))
+        .collect()
+}
+
+#[track_caller]
+fn assert_served(target: &TestRegistry, expected: &BTreeMap<String, String>) {
+    assert!(!expected.is_empty());
+    for (image, digest) in expected {
+        let (repository, tag) = image.rsplit_once(':').unwrap();
+        assert_eq!(
+            served_digest(target, repository, tag).as_deref(),
+            Some(digest.as_str()),
+            "{image}"
+        );
+        skopeo_copy_to_oci_dir(target, repository, tag, &workdir().path().join("oci"))
+            .unwrap_or_else(|e| panic!("skopeo cannot read {image} back: {e}"));
+    }
+}
+
+/// Uploads the metas in order into one fresh registry and checks every image of each.
+fn uploads_byte_exact(metas: &[&str]) {
+    let target = TestRegistry::start();
+    for meta in metas {
+        let meta = fixture(meta);
+        let output = upload(&target.url(), &meta, &[]);
+        assert_success(&output);
+        assert_served(&target, &source_digests(&meta));
+    }
+}
+
+#[test]
+fn the_originals_tar_bundles_and_their_increments_upload_byte_exact() {
+    uploads_byte_exact(&[
+        "orig-tar/data/20261202/img_full_202612020153_meta.yaml",
+        "orig-tar/data/20261202/img_incr_202612020153_meta.yaml",
+    ]);
+    // An increment of a repository the full bundle filled, its base meta kept elsewhere.
+    uploads_byte_exact(&[
+        "orig-tar/data/20261202/img_full_202612020153_meta.yaml",
+        "orig-tar-incr-samerepo/data/20261202/img_incr_202612020155_meta.yaml",
+    ]);
+}
+
+#[test]
+fn the_originals_docker_single_file_uploads_byte_exact() {
+    uploads_byte_exact(&["orig-docker-singlefile/data/20261202/img_full_202612020153_meta.yaml"]);
+}
+
+/// What the original's Windows GUI writes with compressor gzip, xz or lz4: each data file one
+/// compressed stream over the whole tar.
+#[test]
+fn whole_stream_gzip_xz_and_lz4_bundles_upload_byte_exact_and_verify() {
+    for kind in ["gzip", "xz", "lz4"] {
+        let meta = format!("derived-{kind}/data/20261202/img_full_202612020153_meta.yaml");
+        uploads_byte_exact(&[&meta]);
+        let output = image_transmit(workdir().path())
+            .args(["verify", fixture(&meta).to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_success(&output);
+        assert!(
+            output_text(&output).contains("0 fault"),
+            "{kind}: {}",
+            output_text(&output)
+        );
+    }
+}
+
+/// A damaged compressed stream is a damaged data file: one sentence naming it, nothing pushed.
+#[test]
+fn a_damaged_whole_stream_bundle_is_refused_with_its_file_named() {
+    let dir = workdir();
+    let source = fixture("derived-xz/data/20261202/img_full_202612020153_meta.yaml");
+    let source_dir = source.parent().unwrap();
+    for entry in std::fs::read_dir(source_dir).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let damaged = dir.path().join("img_full_202612020153_1.xz");
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&damaged, bytes).unwrap();
+    let meta = dir.path().join("img_full_202612020153_meta.yaml");
+    let target = TestRegistry::start();
+    let output = upload(&target.url(), &meta, &[]);
+    assert_ne!(output.status.code(), Some(0), "{}", output_text(&output));
+    let text = output_text(&output);
+    assert!(text.contains("img_full_202612020153_1.xz"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    for image in source_digests(&meta).keys() {
+        let (repository, tag) = image.rsplit_once(':').unwrap();
+        assert_eq!(served_digest(&target, repository, tag), None, "{image}");
+    }
+}
