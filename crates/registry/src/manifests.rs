@@ -199,6 +199,42 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// The registry's repositories from its catalog (`/v2/_catalog`), up to `limit` of them.
+    /// Many registries restrict or disable the catalog; callers treat an error as "unknown".
+    pub async fn list_repositories(&self, limit: usize) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Catalog {
+            repositories: Option<Vec<String>>,
+        }
+        let mut repositories = Vec::new();
+        let mut next = Some("_catalog?n=1000".to_string());
+        while let Some(path) = next.take()
+            && repositories.len() < limit
+        {
+            let response = self.send(Method::GET, &path, &[], &|r| r).await?;
+            if response.status() != StatusCode::OK {
+                return Err(self
+                    .unexpected(response, "GET", "", || "the catalog".to_string())
+                    .await);
+            }
+            next = response
+                .headers()
+                .get(LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(next_link);
+            let body = response.bytes().await.map_err(|e| self.transfer(&e))?;
+            let page: Catalog = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
+                host: self.host().to_string(),
+                detail: format!("catalog: {e}"),
+            })?;
+            repositories.extend(page.repositories.unwrap_or_default());
+        }
+        repositories.truncate(limit);
+        Ok(repositories)
+    }
+}
+
 /// The target of a `Link: </v2/x/tags/list?last=a&n=1>; rel="next"` header.
 fn next_link(header: &str) -> Option<String> {
     header.split(',').find_map(|part| {

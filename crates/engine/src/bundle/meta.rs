@@ -221,6 +221,10 @@ pub struct BundleMeta {
     /// When it was written, RFC 3339 UTC.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    /// Made from an OCI archive ([`crate::bundle::oci_archive`]), not read from a meta file:
+    /// its one data file may hold directories and hard links, which are passed over.
+    #[serde(skip)]
+    pub oci_archive: bool,
 }
 
 /// A blob stored in this bundle's data files (see [`BundleMeta::blobs_carried`]).
@@ -350,6 +354,12 @@ impl BundleMeta {
 
     /// Reads and validates a meta file.
     pub fn read(path: &Path) -> Result<BundleMeta, MetaError> {
+        // An OCI archive is its own meta (the fork writes no meta file).
+        if crate::bundle::oci_archive::is_tar(path) {
+            let mut meta = crate::bundle::oci_archive::meta_of(path)?;
+            meta.oci_archive = true;
+            return Ok(meta);
+        }
         let text = fs::read_to_string(path).map_err(|source| MetaError::Io {
             path: path.to_path_buf(),
             source,

@@ -5,6 +5,7 @@ pub mod archive;
 pub mod chain;
 pub mod compress;
 pub mod meta;
+pub mod oci_archive;
 mod part_writer;
 pub mod parts;
 pub mod reader;

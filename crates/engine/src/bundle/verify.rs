@@ -11,7 +11,9 @@ use registry::{Digest, DigestHasher};
 
 use crate::bundle::compress::{needs_unpacking, unpack};
 use crate::bundle::meta::{BundleMeta, bundle_dir};
-use crate::bundle::parts::{PartError, check_parts, index_bundle, index_part, open_entry};
+use crate::bundle::parts::{
+    PartError, check_parts, index_archive_part, index_bundle, index_part, open_entry,
+};
 use crate::error::{Error, Result};
 
 /// One fault found.
@@ -108,7 +110,12 @@ pub fn verify_bundle(meta_path: &Path) -> Result<VerifyReport> {
     // Our metas locate entries without a scan, but a sound bundle holds nothing else: every
     // header is read, so a hostile name or a link is found whatever the table says.
     for file in meta.datafiles.keys() {
-        if let Err(problem) = index_part(&directory.join(file), file) {
+        let indexed = if meta.oci_archive {
+            index_archive_part(&directory.join(file), file)
+        } else {
+            index_part(&directory.join(file), file)
+        };
+        if let Err(problem) = indexed {
             report.findings.push(Finding::Part(problem));
         }
     }

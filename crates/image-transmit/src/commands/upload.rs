@@ -60,6 +60,7 @@ pub(crate) async fn run(args: &UploadArgs, config: &Config) -> anyhow::Result<Ex
             (digest, targets)
         })
         .collect();
+    let locations = find_unplaced_base_blobs(&target, locations).await;
     reader.set_base_locations(locations);
     refuse_missing_base_blobs(&reader, &target, &pairs).await?;
 
@@ -109,6 +110,39 @@ pub(crate) fn refuse_damaged_parts(meta_path: &Path) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// Most repositories of the target searched for base blobs no bundle places.
+const CATALOG_SEARCH_LIMIT: usize = 200;
+
+/// Base blobs whose repositories no meta records (the fork's increments have no meta; an
+/// original increment whose base meta is elsewhere) are looked for in the target's other
+/// repositories, from its catalog, so they can be mounted instead of the upload being refused.
+/// A registry without a readable catalog leaves them where they were: unknown.
+async fn find_unplaced_base_blobs(
+    target: &Registry,
+    mut locations: HashMap<Digest, Vec<String>>,
+) -> HashMap<Digest, Vec<String>> {
+    let unplaced: Vec<Digest> = locations
+        .iter()
+        .filter(|(_, repositories)| repositories.is_empty())
+        .map(|(digest, _)| digest.clone())
+        .collect();
+    if unplaced.is_empty() {
+        return locations;
+    }
+    let Ok(repositories) = target.list_repositories(CATALOG_SEARCH_LIMIT).await else {
+        return locations;
+    };
+    for digest in unplaced {
+        for repository in &repositories {
+            if let Ok(Some(_)) = target.blob_size(repository, &digest, false).await {
+                locations.insert(digest.clone(), vec![repository.clone()]);
+                break;
+            }
+        }
+    }
+    locations
 }
 
 /// An incremental bundle leaves some blobs to its bases. If the target lacks any of them the

@@ -127,3 +127,83 @@ fn a_damaged_whole_stream_bundle_is_refused_with_its_file_named() {
         assert_eq!(served_digest(&target, repository, tag), None, "{image}");
     }
 }
+
+/// The source's digest of each image the fork saved, from the fixtures' record of the source.
+fn fork_images(names: &[(&str, &str)]) -> BTreeMap<String, String> {
+    names
+        .iter()
+        .map(|(image, digest)| (image.to_string(), digest.to_string()))
+        .collect()
+}
+
+const IMG0: (&str, &str) = (
+    "team/img0:latest",
+    "sha256:1bea1c54dfc77b9d730ca1e84bba30b2a74db296a68731d66499901e4b63c70b",
+);
+const IMG1: (&str, &str) = (
+    "team/img1:latest",
+    "sha256:fc5e5bee037fccb7ebfb9037cca4f7820ba6a18f07c87b0c971687c818ead1a1",
+);
+const IMG2: (&str, &str) = (
+    "team/img2:latest",
+    "sha256:46c0ff35321e986314825427c085143f1c58d1bcfd84c1d0ae2576de64ce61ab",
+);
+const IMG0_V2: (&str, &str) = (
+    "team/img0:v2",
+    "sha256:1f685c837d5a429019b770af79af2034a7a4f54b1cb5c1d4bf81a88d1de31c8d",
+);
+
+const IMG3: (&str, &str) = (
+    "team/img3:latest",
+    "sha256:1f685c837d5a429019b770af79af2034a7a4f54b1cb5c1d4bf81a88d1de31c8d",
+);
+const IMG4: (&str, &str) = (
+    "team/img4:latest",
+    "sha256:5a9d3df46e542d5a87742a4d0d49b2690f9a606dbc86e80735ef45d13dcde25e",
+);
+
+/// The fork writes no meta: its bundle is one tar that is an OCI layout (and, by default, a
+/// docker-save archive too, by hard links). It is uploaded by naming the tar.
+#[test]
+fn the_forks_oci_archives_upload_byte_exact_and_verify() {
+    for (archive, images) in [
+        (
+            "fork-oci/full/data/20261202/img_full_202612020155_amd64.tar",
+            fork_images(&[IMG0, IMG1, IMG2]),
+        ),
+        (
+            "fork-both/full/data/20261202/img_full_202612020155_amd64.tar",
+            fork_images(&[IMG0, IMG1, IMG2]),
+        ),
+    ] {
+        let archive = fixture(archive);
+        let target = TestRegistry::start();
+        assert_success(&upload(&target.url(), &archive, &[]));
+        assert_served(&target, &images);
+        let output = image_transmit(workdir().path())
+            .args(["verify", archive.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_success(&output);
+        assert!(
+            output_text(&output).contains("0 fault"),
+            "{}",
+            output_text(&output)
+        );
+    }
+    // The fork's same-repository increment, on top of its full bundle.
+    let target = TestRegistry::start();
+    let full = fixture("fork-both/full/data/20261202/img_full_202612020155_amd64.tar");
+    assert_success(&upload(&target.url(), &full, &[]));
+    let increment =
+        fixture("fork-both/incr-samerepo/data/20261202/img0_v2_incr_from_latest_amd64.tar");
+    assert_success(&upload(&target.url(), &increment, &[]));
+    assert_served(&target, &fork_images(&[IMG0, IMG0_V2]));
+
+    // The fork's increment of new repositories: its base layers sit under other repositories
+    // of the target, which no meta names; they are found there and mounted (the fork itself
+    // fails here: "Open blob … from OCI layout error").
+    let increment = fixture("fork-both/incr/data/20261202/img_incr_202612020155_amd64.tar");
+    assert_success(&upload(&target.url(), &increment, &[]));
+    assert_served(&target, &fork_images(&[IMG3, IMG4]));
+}
