@@ -13,7 +13,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use tokio::sync::{OnceCell, RwLock};
 
 use crate::auth::{self, Challenge, Credentials, Scope, Secret, TokenCache};
-use crate::endpoint::{Endpoint, Scheme, TlsOptions, http_client};
+use crate::endpoint::{Endpoint, Scheme, TlsOptions, discovered_scheme, http_client};
 use crate::error::{Error, Result};
 use crate::retry::{RetryPolicy, retry_after};
 
@@ -133,36 +133,78 @@ impl Registry {
 
     async fn ping(&self) -> Result<String> {
         let endpoint = &self.inner.endpoint;
-        let candidates: &[bool] = match endpoint.scheme {
-            Scheme::Http => &[false],
-            Scheme::Https => &[true],
-            Scheme::HttpsThenHttp => &[true, false],
-        };
-        let mut last_error = None;
-        for &https in candidates {
-            let base = endpoint.base_url(https);
-            let url = format!("{base}/v2/");
-            match self.execute(&|| self.inner.http.get(&url)).await {
-                Ok(response) => {
-                    let challenge = match response.status() {
-                        StatusCode::UNAUTHORIZED => response
-                            .headers()
-                            .get(WWW_AUTHENTICATE)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(Challenge::parse)
-                            .unwrap_or(Challenge::Basic),
-                        status if status.is_success() => Challenge::None,
-                        _ => return Err(self.status_error(response, "GET", "/v2/").await),
-                    };
-                    *self.inner.challenge.write().await = Some(challenge);
-                    return Ok(base);
+        let https = match endpoint.scheme {
+            Scheme::Http => false,
+            Scheme::Https => true,
+            Scheme::HttpsThenHttp => {
+                // Every handle on this host waits for the first one's probe and then uses what
+                // it found, so a run probes each host once, however many handles it opens.
+                let found = discovered_scheme(&endpoint.host);
+                let mut probed = None;
+                let scheme = found
+                    .get_or_try_init(|| async {
+                        let (https, response) = self.probe().await?;
+                        probed = Some((https, response));
+                        Ok::<_, Error>(if https { Scheme::Https } else { Scheme::Http })
+                    })
+                    .await?;
+                if let Some((https, response)) = probed {
+                    return self.take_ping(response, endpoint.base_url(https)).await;
                 }
-                // A certificate problem is the answer; plain HTTP would only hide it.
-                Err(error @ Error::TlsVerification { .. }) => return Err(error),
-                Err(error) => last_error = Some(error),
+                *scheme == Scheme::Https
             }
+        };
+        let base = endpoint.base_url(https);
+        let url = format!("{base}/v2/");
+        let response = self.execute(&|| self.inner.http.get(&url)).await?;
+        self.take_ping(response, base).await
+    }
+
+    /// For an address without a scheme: HTTPS, or plain HTTP when HTTPS cannot be had. The
+    /// answer to `GET /v2/` comes back with whether it came over HTTPS.
+    ///
+    /// A server that answers the TLS handshake in plain HTTP, or closes it, is asked over HTTP
+    /// at once: retrying the handshake only made every command seconds slower. Other failures
+    /// are retried as usual before HTTP is tried, and are what is reported when HTTP fails too.
+    /// An untrusted certificate is reported as it is, never answered by falling back.
+    async fn probe(&self) -> Result<(bool, Response)> {
+        let endpoint = &self.inner.endpoint;
+        let https_url = format!("{}/v2/", endpoint.base_url(true));
+        let https_failure = match self
+            .execute_until(&|| self.inner.http.get(&https_url), PlainHttpSign::Possible)
+            .await
+        {
+            Ok(response) => return Ok((true, response)),
+            Err(Failure {
+                error: error @ Error::TlsVerification { .. },
+                ..
+            }) => return Err(error),
+            Err(failure) => failure,
+        };
+        tracing::debug!(host = self.host(), error = %https_failure.error, "trying plain HTTP");
+        let http_url = format!("{}/v2/", endpoint.base_url(false));
+        match self.execute(&|| self.inner.http.get(&http_url)).await {
+            Ok(response) => Ok((false, response)),
+            // The server showed it does not speak TLS: what went wrong over HTTP is the news.
+            Err(error) if https_failure.plain_http.is_some() => Err(error),
+            Err(_) => Err(https_failure.error),
         }
-        Err(last_error.unwrap_or_else(|| self.unreachable("no scheme to try".into())))
+    }
+
+    /// Reads the ping's answer: the challenge, or the error that ends the job.
+    async fn take_ping(&self, response: Response, base: String) -> Result<String> {
+        let challenge = match response.status() {
+            StatusCode::UNAUTHORIZED => response
+                .headers()
+                .get(WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(Challenge::parse)
+                .unwrap_or(Challenge::Basic),
+            status if status.is_success() => Challenge::None,
+            _ => return Err(self.status_error(response, "GET", "/v2/").await),
+        };
+        *self.inner.challenge.write().await = Some(challenge);
+        Ok(base)
     }
 
     async fn secret(&self) -> &Secret {
@@ -358,6 +400,18 @@ impl Registry {
 
     /// Runs a request with retries on connection errors, 408, 429 and 5xx.
     async fn execute(&self, build: &(dyn Fn() -> RequestBuilder + Sync)) -> Result<Response> {
+        self.execute_until(build, PlainHttpSign::Certain)
+            .await
+            .map_err(|failure| failure.error)
+    }
+
+    /// [`Registry::execute`], giving up at once when a TLS handshake fails with a sign of plain
+    /// HTTP as strong as `give_up_on`: asking again gets the same answer.
+    async fn execute_until(
+        &self,
+        build: &(dyn Fn() -> RequestBuilder + Sync),
+        give_up_on: PlainHttpSign,
+    ) -> Result<Response, Failure> {
         let policy = self.inner.retry;
         let mut attempt = 0;
         loop {
@@ -382,9 +436,11 @@ impl Registry {
                     tokio::time::sleep(wait).await;
                 }
                 Err(error) => {
+                    let plain_http = plain_http_sign(&error);
                     let error = self.request_error(&error);
-                    if !error.is_retryable() || last_try {
-                        return Err(error);
+                    let settled = plain_http.is_some_and(|sign| sign >= give_up_on);
+                    if !error.is_retryable() || last_try || settled {
+                        return Err(Failure { error, plain_http });
                     }
                     tracing::debug!(host = self.host(), %error, "retrying request");
                     tokio::time::sleep(policy.delay(attempt)).await;
@@ -474,6 +530,54 @@ impl Registry {
     }
 }
 
+/// A request that failed for good, with what its failure says about the server's scheme.
+struct Failure {
+    error: Error,
+    plain_http: Option<PlainHttpSign>,
+}
+
+/// What a failed HTTPS connection says about the server: that it may speak plain HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum PlainHttpSign {
+    /// The TLS handshake was closed or reset: what some plain-HTTP servers do with a TLS hello,
+    /// and what an HTTPS server having a bad moment does too.
+    Possible,
+    /// The server answered the TLS hello with something that is not TLS at all, such as the
+    /// HTTP 400 that distribution, nginx and most HTTP servers send back.
+    Certain,
+}
+
+fn plain_http_sign(error: &reqwest::Error) -> Option<PlainHttpSign> {
+    if !error.is_connect() {
+        return None;
+    }
+    let mut sign = None;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if let Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) =
+            current.downcast_ref::<rustls::Error>()
+        {
+            return Some(PlainHttpSign::Certain);
+        }
+        cause = match current.downcast_ref::<std::io::Error>() {
+            Some(io) => {
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+                ) {
+                    sign = Some(PlainHttpSign::Possible);
+                }
+                // The connectors wrap the handshake's error in io::Errors, whose `source()`
+                // skips the error they wrap.
+                io.get_ref()
+                    .map(|inner| inner as &(dyn std::error::Error + 'static))
+            }
+            None => current.source(),
+        }
+    }
+    sign
+}
+
 /// The error with all its causes, which is where hyper and rustls put the useful part.
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
@@ -487,4 +591,120 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use testkit::{CountingRelay, TestRegistry};
+
+    use super::*;
+
+    /// A registry written as cfg.yaml writes it: no scheme, the original tool's fallback on.
+    fn open(address: &str, retry: RetryPolicy) -> Registry {
+        Registry::new(RegistryOptions {
+            address: address.to_string(),
+            retry,
+            http_fallback: true,
+            ..RegistryOptions::default()
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_plain_http_registry_without_a_scheme_costs_one_tls_attempt_per_process() {
+        let registry = TestRegistry::start();
+        let relay = CountingRelay::start(&registry.host());
+        // The default policy would retry a failed handshake four times, were it retried.
+        let first = open(&relay.host(), RetryPolicy::default());
+        let second = open(&relay.host(), RetryPolicy::default());
+        first.check("team/app", false).await.unwrap();
+        second.check("team/app", true).await.unwrap();
+        assert_eq!(
+            first.base_url().await.unwrap(),
+            format!("http://{}", relay.host())
+        );
+        assert_eq!(
+            second.base_url().await.unwrap(),
+            format!("http://{}", relay.host())
+        );
+        assert_eq!(relay.tls_connections(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_certificate_is_the_answer_not_a_reason_to_try_http() {
+        let registry = TestRegistry::start_tls();
+        let relay = CountingRelay::start(&registry.host());
+        let error = open(&relay.host(), RetryPolicy::default())
+            .check("team/app", false)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::TlsVerification { .. }), "{error:?}");
+        assert_eq!((relay.tls_connections(), relay.plain_connections()), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn an_https_address_of_a_plain_http_server_fails_without_retries() {
+        let registry = TestRegistry::start();
+        let relay = CountingRelay::start(&registry.host());
+        let error = open(&format!("https://{}", relay.host()), RetryPolicy::default())
+            .check("team/app", false)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("InvalidContentType"), "{error}");
+        assert_eq!((relay.tls_connections(), relay.plain_connections()), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_reported_with_the_https_address() {
+        let port = testkit::free_port();
+        let error = open(
+            &format!("127.0.0.1:{port}"),
+            RetryPolicy {
+                retries: 0,
+                ..RetryPolicy::default()
+            },
+        )
+        .check("team/app", false)
+        .await
+        .unwrap_err();
+        let Error::Unreachable { detail, .. } = &error else {
+            panic!("{error:?}");
+        };
+        assert!(
+            detail.contains(&format!("https://127.0.0.1:{port}/")),
+            "{detail}"
+        );
+    }
+
+    /// A server that hangs up on every connection, as some plain-HTTP servers do with a TLS
+    /// hello: the handshake is not retried, plain HTTP is tried at once (and retried, because a
+    /// hang-up in plain HTTP is a broken connection like any other).
+    #[tokio::test]
+    async fn a_handshake_cut_short_sends_the_probe_to_http_at_once() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        std::thread::spawn(move || {
+            for connection in listener.incoming() {
+                counter.fetch_add(1, Ordering::SeqCst);
+                drop(connection);
+            }
+        });
+        let retry = RetryPolicy {
+            retries: 2,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(1),
+        };
+        let error = open(&address.to_string(), retry)
+            .check("team/app", false)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("http://"), "{error}");
+        // One handshake, then the first try over HTTP and its two retries.
+        assert_eq!(accepted.load(Ordering::SeqCst), 4);
+    }
 }

@@ -3,12 +3,17 @@
 //! The original tool treated every address without `https://` as insecure and silently fell back
 //! to plain HTTP. Here TLS is verified unless the user says otherwise, and plain HTTP is used
 //! only when the address says `http://`, or when it names a loopback host without a scheme
-//! (as Docker itself does for `localhost` and 127.0.0.0/8).
+//! (as Docker itself does for `localhost` and 127.0.0.0/8), or when the caller asks for the
+//! original tool's fallback for an address without a scheme (cfg.yaml entries do). What such a
+//! probe finds is kept for the process, so it costs one TLS handshake per host and run.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::{Mutex, Once};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
+
+use tokio::sync::OnceCell;
 
 use crate::error::{Error, Result};
 
@@ -17,7 +22,8 @@ use crate::error::{Error, Result};
 pub enum Scheme {
     Http,
     Https,
-    /// No scheme was given for a loopback host: try https, fall back to http.
+    /// No scheme was given for a loopback host, or for any host when the caller asks for the
+    /// original tool's fallback: try https, fall back to http.
     HttpsThenHttp,
 }
 
@@ -100,6 +106,19 @@ fn is_loopback(host: &str) -> bool {
         .and_then(|h| h.split_once(']').map(|(ip, _)| ip))
         .unwrap_or_else(|| host.rsplit_once(':').map_or(host, |(name, _)| name));
     name == "localhost" || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The scheme found by probing a host given without one ([`Scheme::HttpsThenHttp`]), kept for
+/// the whole process: the images of a job, a source and a target on one host, and every later
+/// job of a daemon all use what the first probe found instead of probing again.
+pub(crate) fn discovered_scheme(host: &str) -> Arc<OnceCell<Scheme>> {
+    static SCHEMES: Mutex<BTreeMap<String, Arc<OnceCell<Scheme>>>> = Mutex::new(BTreeMap::new());
+    SCHEMES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .entry(host.to_string())
+        .or_default()
+        .clone()
 }
 
 /// How to verify a registry's certificate.

@@ -4,8 +4,8 @@
 use serde_json::Value;
 use testkit::proxy::FaultProxy;
 use testkit::{
-    Layer, TestRegistry, push_docker_image, push_oci_image, push_oci_index, skopeo_copy_to_oci_dir,
-    skopeo_inspect_raw,
+    CountingRelay, Layer, TestRegistry, push_docker_image, push_oci_image, push_oci_index,
+    skopeo_copy_to_oci_dir, skopeo_inspect_raw,
 };
 
 use crate::common::{
@@ -272,6 +272,34 @@ fn authenticated_and_tls_registries_from_cfg_yaml() {
         served_digest(&target, "customer/app", "1").as_deref(),
         Some(image.digest.as_str())
     );
+}
+
+/// A registry written without a scheme, as the original tool's samples write one
+/// (`registry: "10.45.80.1:5000"`), that speaks plain HTTP: HTTPS is tried once in the whole run,
+/// not retried, though the source and the target both live there.
+#[test]
+fn a_plain_http_registry_without_a_scheme_costs_one_tls_attempt() {
+    let registry = TestRegistry::start();
+    let relay = CountingRelay::start(&registry.host());
+    let image = push_oci_image(&registry, "team/app", "1", &[Layer::random(171, 20_000)]);
+    let dir = workdir();
+    write(
+        dir.path(),
+        "cfg.yaml",
+        &format!(
+            "source:\n- name: lan\n  registry: \"{host}\"\ntarget:\n- name: mirror\n  registry: \"{host}\"\n  repository: mirror\n",
+            host = relay.host()
+        ),
+    );
+    image_transmit(dir.path())
+        .args(["copy", "--from", "lan", "--to", "mirror", "team/app:1"])
+        .assert()
+        .success();
+    assert_eq!(
+        served_digest(&registry, "mirror/app", "1").as_deref(),
+        Some(image.digest.as_str())
+    );
+    assert_eq!(relay.tls_connections(), 1);
 }
 
 /// A system with no trusted root certificates at all (an empty container or chroot, where the

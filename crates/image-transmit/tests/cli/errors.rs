@@ -1,7 +1,7 @@
 //! Every failure a user can cause ends in one clear sentence, the right exit status, no panic
 //! and no password on screen.
 
-use testkit::{Layer, TestRegistry, push_docker_image};
+use testkit::{CountingRelay, Layer, TestRegistry, push_docker_image};
 
 use crate::common::{copy_between, image_transmit, stderr_of, stdout_of, workdir, write};
 
@@ -118,6 +118,33 @@ fn tls_without_the_ca_is_refused_with_a_hint() {
         "{text}"
     );
     assert_no_panic(&output);
+}
+
+/// Without a scheme an HTTPS registry is tried over plain HTTP only when HTTPS is not spoken
+/// there at all: an untrusted certificate is reported, never worked around.
+#[test]
+fn tls_without_the_ca_is_refused_when_the_address_has_no_scheme() {
+    let source = TestRegistry::start_tls();
+    let relay = CountingRelay::start(&source.host());
+    let target = TestRegistry::start();
+    let dir = workdir();
+    write(
+        dir.path(),
+        "cfg.yaml",
+        &format!("source:\n- name: lan\n  registry: \"{}\"\n", relay.host()),
+    );
+    let output = image_transmit(dir.path())
+        .args(["copy", "--from", "lan", "--to", &target.url(), "a/b:1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr_of(&output);
+    assert!(
+        text.contains("TLS certificate verification failed") && text.contains("cacert"),
+        "{text}"
+    );
+    assert_no_panic(&output);
+    assert_eq!((relay.tls_connections(), relay.plain_connections()), (1, 0));
 }
 
 #[test]

@@ -1,12 +1,12 @@
 //! Each kind of test registry starts with the access rules it promises and stops on request.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::Command;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use testkit::{RegistryOptions, TestRegistry};
+use testkit::{CountingRelay, RegistryOptions, TestRegistry};
 
 /// The status line and headers of `GET /v2/` sent as plain HTTP, optionally with Basic auth.
 fn get_v2_head(reg: &TestRegistry, credentials: Option<(&str, &str)>) -> String {
@@ -103,4 +103,29 @@ fn stopped_registry_refuses_connections() {
     reg.stop();
     assert!(TcpStream::connect(reg.host()).is_err());
     reg.stop();
+}
+
+#[test]
+fn counting_relay_reaches_the_registry_at_a_non_loopback_address_and_counts_tls_hellos() {
+    let reg = TestRegistry::start();
+    let relay = CountingRelay::start(&reg.host());
+    let address: SocketAddr = relay.host().parse().unwrap();
+    assert!(!address.ip().is_loopback(), "{address}");
+
+    let mut plain = TcpStream::connect(address).unwrap();
+    plain
+        .write_all(format!("GET /v2/ HTTP/1.0\r\nHost: {}\r\n\r\n", relay.host()).as_bytes())
+        .unwrap();
+    let mut response = String::new();
+    plain.read_to_string(&mut response).unwrap();
+    assert_eq!(status(&response), "200", "{response}");
+
+    // The start of a TLS handshake record, and nothing more.
+    let mut hello = TcpStream::connect(address).unwrap();
+    hello.write_all(&[0x16, 0x03, 0x01, 0x00, 0x05]).unwrap();
+    hello.shutdown(Shutdown::Write).unwrap();
+    let mut answer = Vec::new();
+    let _ = hello.read_to_end(&mut answer);
+
+    assert_eq!((relay.tls_connections(), relay.plain_connections()), (1, 1));
 }
