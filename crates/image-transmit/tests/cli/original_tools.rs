@@ -207,3 +207,49 @@ fn the_forks_oci_archives_upload_byte_exact_and_verify() {
     assert_success(&upload(&target.url(), &increment, &[]));
     assert_served(&target, &fork_images(&[IMG3, IMG4]));
 }
+
+/// Every kind loads into Podman's Docker API: each image present under its name, with the
+/// config (image ID) the source had.
+#[cfg(unix)]
+#[test]
+fn every_kind_loads_into_a_docker_api() {
+    let config_of = |manifest: &str| -> String {
+        let manifest: serde_json::Value = serde_json::from_str(manifest).unwrap();
+        manifest["config"]["digest"].as_str().unwrap().to_string()
+    };
+    let orig_tar = "orig-tar/data/20261202/img_full_202612020153_meta.yaml";
+    // Configs of img0..img2 as the source had them.
+    let expected: BTreeMap<String, String> = Meta::read(&fixture(orig_tar))
+        .manifests
+        .iter()
+        .map(|(key, text)| (image_of_key(key), config_of(text)))
+        .collect();
+    assert_eq!(expected.len(), 3);
+    for bundle in [
+        orig_tar,
+        "orig-docker-singlefile/data/20261202/img_full_202612020153_meta.yaml",
+        "derived-gzip/data/20261202/img_full_202612020153_meta.yaml",
+        "derived-xz/data/20261202/img_full_202612020153_meta.yaml",
+        "derived-lz4/data/20261202/img_full_202612020153_meta.yaml",
+        "fork-oci/full/data/20261202/img_full_202612020155_amd64.tar",
+        "fork-both/full/data/20261202/img_full_202612020155_amd64.tar",
+    ] {
+        // A fresh service each time, so that each bundle is seen to load every image itself.
+        let podman = testkit::TestPodman::start();
+        let output = image_transmit(workdir().path())
+            .env("DOCKER_HOST", podman.docker_host())
+            .args(["load", "--to", "docker", fixture(bundle).to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_success(&output);
+        for (image, config) in &expected {
+            let name = format!("127.0.0.1:5901/{image}");
+            assert_eq!(
+                podman.image_id(&name).as_deref(),
+                Some(config.as_str()),
+                "{bundle}: {name} among {:?}",
+                podman.tags()
+            );
+        }
+    }
+}
