@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde::Deserialize;
-use testkit::{PushedImage, sha256_digest};
+use testkit::{PushedImage, TestRegistry, sha256_digest, skopeo_copy_to_oci_dir};
 
-use crate::common::{image_transmit, stderr_of, stdout_of, workdir};
+use crate::common::{image_transmit, served_digest, stderr_of, stdout_of, workdir};
 
 // ---------------------------------------------------------------------------------------------
 // The meta file, as the tests read it (independently of the product's parser).
@@ -319,4 +319,29 @@ pub(crate) fn tar_entries(bytes: &[u8], label: &str) -> Vec<TarEntry> {
     }
     assert!(long_name.is_none(), "{label}: a long name for no entry");
     entries
+}
+
+/// `team/appN:latest` → the digest an upload must reproduce: the sha256 of the manifest text
+/// the meta holds, which is what the source served.
+pub(crate) fn source_digests(meta: &Meta) -> BTreeMap<String, String> {
+    meta.manifests
+        .iter()
+        .map(|(key, text)| (image_of_key(key), sha256_digest(text.as_bytes())))
+        .collect()
+}
+
+/// Every image is served with its digest, and skopeo reads it back whole.
+#[track_caller]
+pub(crate) fn assert_served(target: &TestRegistry, expected: &BTreeMap<String, String>) {
+    assert!(!expected.is_empty());
+    for (image, digest) in expected {
+        let (repository, tag) = image.rsplit_once(':').unwrap();
+        assert_eq!(
+            served_digest(target, repository, tag).as_deref(),
+            Some(digest.as_str()),
+            "{image}"
+        );
+        skopeo_copy_to_oci_dir(target, repository, tag, &workdir().path().join("oci"))
+            .unwrap_or_else(|e| panic!("skopeo cannot read {image} back: {e}"));
+    }
 }

@@ -26,8 +26,8 @@ use testkit::{
 };
 
 use crate::bundle_support::{
-    BLOCK, Meta, announced_meta, assert_success, hex_of, image_of_key, line, output_text, padded,
-    save, tar_headers, upload, verify,
+    BLOCK, Meta, announced_meta, assert_served, assert_success, hex_of, image_of_key, line,
+    output_text, padded, save, source_digests, tar_headers, upload, verify,
 };
 use crate::common::{image_transmit, served_digest, stdout_of, workdir, write};
 
@@ -1032,36 +1032,13 @@ fn original_fixtures() -> (PathBuf, PathBuf) {
     (full, incr)
 }
 
-/// `team/appN:latest` → the digest the upload must reproduce: the sha256 of the manifest
-/// string in the meta.
-fn expected_digests(meta: &Meta) -> BTreeMap<String, String> {
-    meta.manifests
-        .iter()
-        .map(|(key, text)| (image_of_key(key), sha256_digest(text.as_bytes())))
-        .collect()
-}
-
-#[track_caller]
-fn assert_digests(target: &TestRegistry, expected: &BTreeMap<String, String>) {
-    for (image, digest) in expected {
-        let (repository, tag) = image.rsplit_once(':').unwrap();
-        assert_eq!(
-            served_digest(target, repository, tag).as_deref(),
-            Some(digest.as_str()),
-            "{image}"
-        );
-        skopeo_copy_to_oci_dir(target, repository, tag, &workdir().path().join("oci"))
-            .unwrap_or_else(|e| panic!("skopeo cannot read {image} back: {e}"));
-    }
-}
-
 #[test]
 fn the_original_tools_bundles_upload_byte_exact_and_serve_as_a_base() {
     let (full, incr) = original_fixtures();
     let full_meta = Meta::read(&full);
     let incr_meta = Meta::read(&incr);
-    let full_digests = expected_digests(&full_meta);
-    let all_digests = expected_digests(&incr_meta);
+    let full_digests = source_digests(&full_meta);
+    let all_digests = source_digests(&incr_meta);
     assert_eq!(full_digests.len(), 3);
     assert_eq!(all_digests.len(), 5);
 
@@ -1071,7 +1048,7 @@ fn the_original_tools_bundles_upload_byte_exact_and_serve_as_a_base() {
     let report = report_dir.path().join("report.json");
     let report_arg = report.to_string_lossy().into_owned();
     assert_success(&upload(&r1.url(), &full, &["--json", &report_arg]));
-    assert_digests(&r1, &full_digests);
+    assert_served(&r1, &full_digests);
     let report: serde_json::Value = serde_json::from_slice(&fs::read(&report).unwrap()).unwrap();
     let reported: BTreeMap<String, String> = report["images"]
         .as_array()
@@ -1086,7 +1063,7 @@ fn the_original_tools_bundles_upload_byte_exact_and_serve_as_a_base() {
         .collect();
     assert_eq!(reported, full_digests, "{report:#}");
     assert_success(&upload(&r1.url(), &incr, &[]));
-    assert_digests(&r1, &all_digests);
+    assert_served(&r1, &all_digests);
 
     // The increment alone: refused up front, nothing written.
     let lonely = TestRegistry::start();
@@ -1126,13 +1103,13 @@ fn the_original_tools_bundles_upload_byte_exact_and_serve_as_a_base() {
         .collect();
     assert_eq!(own_of_3_and_4.len(), 6, "{:?}", incr_meta.blobs);
     assert_eq!(ours_meta.stored_blobs(), own_of_3_and_4);
-    assert_eq!(expected_digests(&ours_meta), all_digests);
+    assert_eq!(source_digests(&ours_meta), all_digests);
     assert_success(&verify(&ours));
 
     let r2 = TestRegistry::start();
     assert_success(&upload(&r2.url(), &full, &[]));
     assert_success(&upload(&r2.url(), &ours, &[]));
-    assert_digests(&r2, &all_digests);
+    assert_served(&r2, &all_digests);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,9 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use testkit::{TestRegistry, sha256_digest, skopeo_copy_to_oci_dir};
+use testkit::TestRegistry;
 
-use crate::bundle_support::{Meta, assert_success, image_of_key, output_text, upload};
+use crate::bundle_support::{
+    Meta, assert_served, assert_success, image_of_key, output_text, source_digests, upload,
+};
 use crate::common::{image_transmit, served_digest, workdir};
 
 const FIXTURES: &str = concat!(
@@ -27,30 +29,6 @@ pub(crate) fn fixture(path: &str) -> PathBuf {
     path
 }
 
-/// `team/imgN:tag` → the digest of the manifest the meta holds: what the source served.
-fn source_digests(meta: &Path) -> BTreeMap<String, String> {
-    Meta::read(meta)
-        .manifests
-        .iter()
-        .map(|(key, text)| (image_of_key(key), sha256_digest(text.as_bytes())))
-        .collect()
-}
-
-#[track_caller]
-fn assert_served(target: &TestRegistry, expected: &BTreeMap<String, String>) {
-    assert!(!expected.is_empty());
-    for (image, digest) in expected {
-        let (repository, tag) = image.rsplit_once(':').unwrap();
-        assert_eq!(
-            served_digest(target, repository, tag).as_deref(),
-            Some(digest.as_str()),
-            "{image}"
-        );
-        skopeo_copy_to_oci_dir(target, repository, tag, &workdir().path().join("oci"))
-            .unwrap_or_else(|e| panic!("skopeo cannot read {image} back: {e}"));
-    }
-}
-
 /// Uploads the metas in order into one fresh registry and checks every image of each.
 fn uploads_byte_exact(metas: &[&str]) {
     let target = TestRegistry::start();
@@ -58,7 +36,7 @@ fn uploads_byte_exact(metas: &[&str]) {
         let meta = fixture(meta);
         let output = upload(&target.url(), &meta, &[]);
         assert_success(&output);
-        assert_served(&target, &source_digests(&meta));
+        assert_served(&target, &source_digests(&Meta::read(&meta)));
     }
 }
 
@@ -122,7 +100,7 @@ fn a_damaged_whole_stream_bundle_is_refused_with_its_file_named() {
     let text = output_text(&output);
     assert!(text.contains("img_full_202612020153_1.xz"), "{text}");
     assert!(!text.contains("panicked"), "{text}");
-    for image in source_digests(&meta).keys() {
+    for image in source_digests(&Meta::read(&meta)).keys() {
         let (repository, tag) = image.rsplit_once(':').unwrap();
         assert_eq!(served_digest(&target, repository, tag), None, "{image}");
     }
