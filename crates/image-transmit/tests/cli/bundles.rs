@@ -1325,7 +1325,9 @@ fn split_and_single_file_bundles_round_trip() {
     );
     let meta = Meta::read(&split);
     assert_parts_match_entries(&split, &meta);
-    assert!(meta.datafiles.len() >= 4, "{:?}", meta.datafiles);
+    // The two big blobs need a part each, the rest at least one more; how many more depends on
+    // how many transfers ran at once (each writes its own part), which a loaded machine changes.
+    assert!(meta.datafiles.len() >= 3, "{:?}", meta.datafiles);
     // A part may exceed the limit only when it holds one blob that alone is larger: here the
     // parts holding big1 and big2 (each about 100 KB), and no other part.
     let mut oversized = BTreeSet::new();
