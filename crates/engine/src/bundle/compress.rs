@@ -75,19 +75,23 @@ impl Drop for Unpacked {
     }
 }
 
-/// Decompresses every part of a zstd bundle into a scratch directory, under the same file
-/// names, and returns a meta describing the unpacked copy (plain sizes, no checksums: those
-/// were checked on the compressed files).
-pub fn unpack(meta: &BundleMeta, directory: &Path) -> Result<(BundleMeta, Unpacked)> {
+/// A new, empty scratch directory under the system's temporary directory.
+pub(crate) fn scratch_directory() -> Result<Unpacked> {
     let scratch = std::env::temp_dir().join(format!(
         "image-transmit-unpacked-{}-{}",
         std::process::id(),
         fastrand::u64(..)
     ));
     std::fs::create_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
-    let unpacked = Unpacked {
-        directory: scratch.clone(),
-    };
+    Ok(Unpacked { directory: scratch })
+}
+
+/// Decompresses every part of a zstd bundle into a scratch directory, under the same file
+/// names, and returns a meta describing the unpacked copy (plain sizes, no checksums: those
+/// were checked on the compressed files).
+pub fn unpack(meta: &BundleMeta, directory: &Path) -> Result<(BundleMeta, Unpacked)> {
+    let unpacked = scratch_directory()?;
+    let scratch = unpacked.directory.clone();
     let mut plain_meta = meta.clone();
     plain_meta.datafile_sha256.clear();
     for name in meta.datafiles.keys() {

@@ -37,8 +37,9 @@ pub const BASE_MARKER_PREFIX: &str = "https://last.img/skip/it:";
 /// How the data files' tar stream is compressed (the `compressor` key).
 ///
 /// The original wrote any of these; we write `tar` (default) or `zstd` (whole-stream zstd,
-/// which is also what the original's `zstd` means). The others are parsed so that an old
-/// bundle is recognised and refused with a clear message rather than misread.
+/// which is also what the original's `zstd` means) and read those and the original's
+/// `squashfs`. The others are parsed so that an old bundle is recognised and refused with a
+/// clear message rather than misread.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Compressor {
     #[default]
@@ -81,7 +82,10 @@ impl Compressor {
 
     /// Whether this tool reads bundles with this compressor.
     pub fn is_supported(&self) -> bool {
-        matches!(self, Compressor::Tar | Compressor::Zstd)
+        matches!(
+            self,
+            Compressor::Tar | Compressor::Zstd | Compressor::Squashfs
+        )
     }
 
     /// Refuses a compressor we cannot read, naming the meta file and what to do instead.
@@ -270,8 +274,8 @@ pub enum MetaError {
     },
 
     #[error(
-        "bundle {} uses compressor {compressor:?}, which this tool does not read (only tar \
-         and zstd); re-save the images with compressor tar or zstd",
+        "bundle {} uses compressor {compressor:?}, which this tool does not read (only tar, \
+         zstd and squashfs); re-save the images with compressor tar or zstd",
         path.display()
     )]
     UnsupportedCompressor { path: PathBuf, compressor: String },
@@ -1089,7 +1093,7 @@ mod tests {
             ("gzip", Compressor::Gzip, false),
             ("xz", Compressor::Xz, false),
             ("lz4", Compressor::Lz4, false),
-            ("squashfs", Compressor::Squashfs, false),
+            ("squashfs", Compressor::Squashfs, true),
             ("brotli", Compressor::Other("brotli".into()), false),
         ] {
             let meta = BundleMeta::parse(&format!("compressor: {name}\n"), Path::new("m")).unwrap();
@@ -1097,12 +1101,12 @@ mod tests {
             assert_eq!(meta.compressor.is_supported(), supported);
             assert_eq!(meta.compressor.as_str(), name);
         }
-        let err = Compressor::Squashfs
+        let err = Compressor::Lz4
             .ensure_supported(Path::new("/d/img_full_x_meta.yaml"))
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("squashfs") && err.contains("/d/img_full_x_meta.yaml"),
+            err.contains("lz4") && err.contains("/d/img_full_x_meta.yaml"),
             "{err}"
         );
     }

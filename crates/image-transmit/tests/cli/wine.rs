@@ -102,7 +102,10 @@ fn help_speaks_both_languages() {
     let text = stdout_of(&chinese);
     assert!(text.contains("用法：image-transmit.exe save"), "{text}");
     assert!(text.contains("把仓库中的镜像保存为离线包"), "{text}");
-    assert!(!text.contains("Usage") && !text.contains("Options"), "{text}");
+    assert!(
+        !text.contains("Usage") && !text.contains("Options"),
+        "{text}"
+    );
 }
 
 #[test]
