@@ -1086,4 +1086,312 @@ mod tests {
             "{assumed:?}"
         );
     }
+
+    /// A squashfs bundle made here, as the original lays one out, to be spoilt by the tests.
+    struct Crafted {
+        layer_tar: Vec<u8>,
+        /// tar-split lines.
+        split: Vec<Value>,
+        /// Files of the extracted layer: path in the layer → bytes.
+        files: Vec<(String, Vec<u8>)>,
+        diff_id: String,
+    }
+
+    impl Crafted {
+        fn new() -> Crafted {
+            // One file over a block (data blocks and a tail in a fragment), one small.
+            let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+            let small = b"hello\n".to_vec();
+            let mut builder = tar::Builder::new(Vec::new());
+            let mut header = tar::Header::new_ustar();
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_mode(0o755);
+            header.set_size(0);
+            builder
+                .append_data(&mut header, "etc/", io::empty())
+                .unwrap();
+            for (name, bytes) in [("etc/big.bin", &big), ("etc/hello", &small)] {
+                let mut header = tar::Header::new_ustar();
+                header.set_mode(0o644);
+                header.set_size(bytes.len() as u64);
+                builder.append_data(&mut header, name, &bytes[..]).unwrap();
+            }
+            let layer_tar = builder.into_inner().unwrap();
+            let encode = |bytes: &[u8]| {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD.encode(bytes)
+            };
+            let mut split = Vec::new();
+            let mut position = 0u64;
+            let mut archive = tar::Archive::new(&layer_tar[..]);
+            for entry in archive.entries().unwrap() {
+                let entry = entry.unwrap();
+                let start = entry.raw_file_position();
+                let segment = &layer_tar[position as usize..start as usize];
+                split.push(serde_json::json!({"type": 2, "payload": encode(segment), "position": split.len()}));
+                let size = entry.size();
+                let mut crc = tar_split::Crc64::new();
+                crc.update(&layer_tar[start as usize..(start + size) as usize]);
+                let name = entry.path().unwrap().to_string_lossy().into_owned();
+                split.push(serde_json::json!({"type": 1, "name": name, "size": size, "payload": encode(&crc.sum()), "position": split.len()}));
+                position = start + size;
+            }
+            split.push(serde_json::json!({"type": 2, "payload": encode(&layer_tar[position as usize..]), "position": split.len()}));
+            Crafted {
+                diff_id: Digest::of(&layer_tar).to_string(),
+                layer_tar,
+                split,
+                files: vec![("etc/big.bin".into(), big), ("etc/hello".into(), small)],
+            }
+        }
+
+        /// Writes `<dir>/img_full_209901010000.squashfs` and its meta; returns the meta's path.
+        fn write(&self, dir: &Path) -> PathBuf {
+            use backhand::compression::Compressor as Kind;
+            use backhand::{FilesystemCompressor, FilesystemWriter, NodeHeader};
+            let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gzip.write_all(&self.layer_tar).unwrap();
+            let layer_gz = gzip.finish().unwrap();
+            let layer = Digest::of(&layer_gz);
+            let config = serde_json::to_vec(&serde_json::json!({
+                "architecture": "amd64", "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": [self.diff_id]},
+            }))
+            .unwrap();
+            let config_digest = Digest::of(&config);
+            let manifest = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": config.len(), "digest": config_digest.to_string()},
+                "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": layer_gz.len(), "digest": layer.to_string()}],
+            })
+            .to_string();
+            let mut split_gz =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            for line in &self.split {
+                writeln!(split_gz, "{line}").unwrap();
+            }
+            let split_gz = split_gz.finish().unwrap();
+
+            let header = NodeHeader::new(0o755, 0, 0, 0);
+            let mut fs = FilesystemWriter::default();
+            fs.set_compressor(FilesystemCompressor::new(Kind::Gzip, None).unwrap());
+            let hex = layer.hex();
+            fs.push_dir(format!("/{hex}"), header).unwrap();
+            for (name, bytes) in &self.files {
+                let path = PathBuf::from(format!("/{hex}/{name}"));
+                fs.push_dir_all(path.parent().unwrap(), header).unwrap();
+                fs.push_file(io::Cursor::new(bytes.clone()), &path, header)
+                    .unwrap();
+            }
+            fs.push_file(
+                io::Cursor::new(split_gz),
+                format!("/{hex}_tar-split.json.gz"),
+                header,
+            )
+            .unwrap();
+            fs.push_file(
+                io::Cursor::new(config),
+                format!("/{}.json", config_digest.hex()),
+                header,
+            )
+            .unwrap();
+            let data = "img_full_209901010000.squashfs";
+            let mut out = File::create(dir.join(data)).unwrap();
+            fs.write(&mut out).unwrap();
+            drop(out);
+
+            let key = "http://10.0.0.1:5000/team/crafted:1".to_string();
+            let mut meta = BundleMeta::default();
+            meta.compressor = Compressor::Squashfs;
+            meta.datafiles.insert(
+                data.into(),
+                std::fs::metadata(dir.join(data)).unwrap().len(),
+            );
+            meta.blobs.insert(hex.into(), vec![key.clone()]);
+            meta.blobs
+                .insert(config_digest.hex().into(), vec![key.clone()]);
+            meta.manifests.insert(key, manifest);
+            let meta_path = dir.join("img_full_209901010000_meta.yaml");
+            meta.write_atomically(&meta_path).unwrap();
+            meta_path
+        }
+
+        fn convert(&self) -> (tempfile::TempDir, Result<Converted>) {
+            let dir = tempfile::tempdir().unwrap();
+            let meta_path = self.write(dir.path());
+            let meta = BundleMeta::read(&meta_path).unwrap();
+            let result = convert(&meta, &meta_path);
+            (dir, result)
+        }
+    }
+
+    /// The problem of a failed conversion, after checking the message names the data file.
+    fn problem_of(result: Result<Converted>) -> Problem {
+        match result {
+            Err(Error::Squashfs(error)) => {
+                let message = error.to_string();
+                assert!(message.contains(".squashfs"), "{message}");
+                error.problem
+            }
+            Err(other) => panic!("not a squashfs error: {other}"),
+            Ok(_) => panic!("converted a bad bundle"),
+        }
+    }
+
+    #[test]
+    fn a_crafted_bundle_converts_and_its_files_read_across_blocks() {
+        let crafted = Crafted::new();
+        let (_dir, result) = crafted.convert();
+        let converted = result.unwrap();
+        assert_eq!(converted.rewritten.len(), 1);
+        let layer = &converted.rewritten[0].layers[0].1;
+        assert_eq!(
+            diff_id_of_entry(&converted, layer.hex()).to_string(),
+            crafted.diff_id
+        );
+    }
+
+    #[test]
+    fn a_path_outside_the_layer_is_refused() {
+        for name in ["../etc/hello", "etc/../../x", "/../etc/hello"] {
+            let mut crafted = Crafted::new();
+            crafted.split[5]["name"] = Value::from(name);
+            let (_dir, result) = crafted.convert();
+            assert!(
+                matches!(problem_of(result), Problem::UnsafePath { name: ref n, .. } if n == name),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_whose_size_or_crc_differs_is_refused() {
+        let mut crafted = Crafted::new();
+        crafted.files[1].1 = b"hellO\n".to_vec();
+        let (_dir, result) = crafted.convert();
+        assert!(
+            matches!(problem_of(result), Problem::Checksum { ref name, .. } if name == "etc/hello")
+        );
+
+        let mut crafted = Crafted::new();
+        crafted.files[0].1.truncate(150_000);
+        let (_dir, result) = crafted.convert();
+        assert!(matches!(
+            problem_of(result),
+            Problem::FileSize {
+                expected: 200_000,
+                actual: 150_000,
+                ..
+            }
+        ));
+
+        let mut crafted = Crafted::new();
+        crafted.files.remove(1);
+        let (_dir, result) = crafted.convert();
+        assert!(matches!(problem_of(result), Problem::MissingFile { .. }));
+    }
+
+    #[test]
+    fn a_layer_that_does_not_match_its_diff_id_is_refused() {
+        let mut crafted = Crafted::new();
+        crafted.diff_id = Digest::of(b"something else").to_string();
+        let (_dir, result) = crafted.convert();
+        let problem = problem_of(result);
+        assert!(matches!(problem, Problem::DiffId { .. }), "{problem}");
+        assert!(problem.to_string().contains("team/crafted:1"), "{problem}");
+    }
+
+    #[test]
+    fn a_damaged_tar_split_is_refused() {
+        let mut crafted = Crafted::new();
+        crafted.split.insert(2, Value::from("not an entry"));
+        let (_dir, result) = crafted.convert();
+        assert!(matches!(problem_of(result), Problem::TarSplit { .. }));
+
+        let mut crafted = Crafted::new();
+        crafted.split[0]["payload"] = Value::from("***");
+        let (_dir, result) = crafted.convert();
+        assert!(matches!(problem_of(result), Problem::TarSplit { .. }));
+    }
+
+    #[test]
+    fn an_increment_without_its_squashfs_base_says_which_file_it_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [INCR, "img_incr_202612020150.squashfs"] {
+            std::fs::copy(fixture(name), dir.path().join(name)).unwrap();
+        }
+        let meta_path = dir.path().join(INCR);
+        let result = convert(&BundleMeta::read(&meta_path).unwrap(), &meta_path);
+        let problem = problem_of(result);
+        assert!(
+            matches!(problem, Problem::BaseNeeded { ref base, .. } if base == FULL),
+            "{problem}"
+        );
+    }
+
+    #[test]
+    fn damaged_images_give_errors_not_panics() {
+        let original = std::fs::read(fixture("img_full_202612020150.squashfs")).unwrap();
+        let meta = BundleMeta::read(&fixture(FULL)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let meta_path = dir.path().join(FULL);
+        let data = dir.path().join("img_full_202612020150.squashfs");
+        let mut failures = 0;
+        let mut cases: Vec<Vec<u8>> = vec![
+            Vec::new(),
+            original[..96].to_vec(),
+            original[..original.len() / 2].to_vec(),
+            vec![0u8; original.len()],
+        ];
+        // Spoil one byte at a time: the superblock's fields, then a stride over the rest.
+        for at in (0..96).chain((96..original.len()).step_by(1_543)) {
+            let mut bytes = original.clone();
+            bytes[at] ^= 0x5a;
+            cases.push(bytes);
+        }
+        for bytes in &cases {
+            std::fs::write(&data, bytes).unwrap();
+            match convert(&meta, &meta_path) {
+                Ok(_) => {}
+                Err(Error::Squashfs(error)) => {
+                    assert!(error.to_string().contains("img_full_202612020150.squashfs"));
+                    failures += 1;
+                }
+                Err(other) => panic!("{other}"),
+            }
+        }
+        assert!(
+            failures >= 4,
+            "{failures} of {} damaged images refused",
+            cases.len()
+        );
+    }
+
+    #[test]
+    fn a_squashfs_base_of_a_new_save_offers_only_blobs_that_kept_their_digests() {
+        let full = crate::bundle::writer::BaseBundle::from_meta(&fixture(FULL)).unwrap();
+        let source = BundleMeta::read(&fixture(FULL)).unwrap();
+        let configs: std::collections::BTreeSet<String> = source
+            .manifests
+            .values()
+            .map(|text| {
+                serde_json::from_str::<ImageManifest>(text)
+                    .unwrap()
+                    .config
+                    .digest
+                    .hex()
+                    .to_string()
+            })
+            .collect();
+        let offered: std::collections::BTreeSet<String> =
+            full.blobs.keys().map(|d| d.hex().to_string()).collect();
+        assert_eq!(
+            offered, configs,
+            "the 8 re-compressed layers are not on the target as such"
+        );
+
+        let incr = crate::bundle::writer::BaseBundle::from_meta(&fixture(INCR)).unwrap();
+        assert_eq!(incr.blobs.len(), 5, "the configs of img0..img4");
+    }
 }
