@@ -115,7 +115,7 @@ impl BundleReader {
     }
 
     /// Images whose manifest digests differ from the meta's, with the old and new digests:
-    /// only a squashfs bundle has them (see [`squashfs::REWRITE_REASON`]).
+    /// only a squashfs bundle has them (see [`squashfs::RewriteReason`]).
     pub fn rewritten_images(&self) -> &[RewrittenImage] {
         &self.rewritten
     }

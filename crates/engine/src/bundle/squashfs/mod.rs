@@ -35,10 +35,6 @@ use crate::error::{Error, Result};
 use crate::plan::{ListOptions, plan_line};
 use image::Image;
 
-/// Why layers of a squashfs bundle get new digests, for whoever reports it.
-pub const REWRITE_REASON: &str = "layers re-compressed from the squashfs bundle's unpacked files; \
-                                  the uncompressed content (diff_ids) is unchanged";
-
 /// Bases followed from an increment before giving up (a chain that loops ends here).
 const MAX_BASE_DEPTH: usize = 16;
 
@@ -116,13 +112,24 @@ impl Problem {
     }
 }
 
+/// Why a manifest got a new digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RewriteReason {
+    /// Its layers were re-compressed from the squashfs bundle's unpacked files; the
+    /// uncompressed content (the config's diff_ids) is unchanged.
+    LayersRecompressed,
+    /// An index whose platform manifests were rewritten for that reason.
+    ChildrenRewritten,
+}
+
 /// An image whose manifest got a new digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RewrittenImage {
-    /// The image key in the meta; for a child of an index, `<key>@<old child digest>`.
+    /// The image key in the meta, or a child manifest's old digest.
     pub image: String,
     pub old: Digest,
     pub new: Digest,
+    pub reason: RewriteReason,
     /// Layer digests, old → new.
     pub layers: Vec<(Digest, Digest)>,
 }
@@ -739,6 +746,7 @@ pub fn convert(meta: &BundleMeta, meta_path: &Path) -> Result<Converted> {
             image: label,
             old: Digest::of(text.as_bytes()),
             new: Digest::of(new_text.as_bytes()),
+            reason: RewriteReason::LayersRecompressed,
             layers: changed
                 .into_iter()
                 .map(|(old, new, _)| (old, new))
@@ -783,6 +791,7 @@ pub fn convert(meta: &BundleMeta, meta_path: &Path) -> Result<Converted> {
                     image: key.clone(),
                     old: Digest::of(text.as_bytes()),
                     new: Digest::of(new_text.as_bytes()),
+                    reason: RewriteReason::ChildrenRewritten,
                     layers: Vec::new(),
                 });
                 manifests.insert(key.clone(), new_text);
