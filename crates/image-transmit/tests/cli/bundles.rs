@@ -1251,14 +1251,12 @@ fn the_original_squashfs_bundles_upload_with_new_layer_digests_and_load() {
     }
 
     let target = TestRegistry::start();
-    let started = Instant::now();
     let output = upload(&target.url(), &full, &[]);
     assert_success(&output);
     let full_rewritten = rewritten_digests(&output_text(&output));
     assert_eq!(full_rewritten.len(), 3, "{}", output_text(&output));
     let output = upload(&target.url(), &incr, &[]);
     assert_success(&output);
-    let elapsed = started.elapsed();
     let rewritten = rewritten_digests(&output_text(&output));
     assert_eq!(rewritten.len(), 5, "{}", output_text(&output));
     for (image, digests) in &full_rewritten {
@@ -1302,7 +1300,6 @@ fn the_original_squashfs_bundles_upload_with_new_layer_digests_and_load() {
             assert_eq!(old_layer["mediaType"], new_layer["mediaType"], "{key}");
         }
     }
-    eprintln!("uploaded both squashfs bundles in {elapsed:?}");
 
     // A container engine has no earlier layers: the increment loads with its base.
     let podman = testkit::TestPodman::start();

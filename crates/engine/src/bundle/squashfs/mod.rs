@@ -1211,8 +1211,10 @@ mod tests {
             drop(out);
 
             let key = "http://10.0.0.1:5000/team/crafted:1".to_string();
-            let mut meta = BundleMeta::default();
-            meta.compressor = Compressor::Squashfs;
+            let mut meta = BundleMeta {
+                compressor: Compressor::Squashfs,
+                ..BundleMeta::default()
+            };
             meta.datafiles.insert(
                 data.into(),
                 std::fs::metadata(dir.join(data)).unwrap().len(),
