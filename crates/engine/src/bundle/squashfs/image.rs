@@ -66,6 +66,37 @@ impl ImageFile<'_> {
     }
 }
 
+/// Checks the superblock's magic, version and compressor first, so that an image of another
+/// kind is named as such rather than failing somewhere in its tables.
+fn check_superblock(file: &mut File) -> Result<(), Problem> {
+    let mut superblock = [0u8; 96];
+    file.read_exact(&mut superblock)
+        .map_err(|_| Problem::Image("shorter than a squashfs superblock".to_string()))?;
+    file.seek(SeekFrom::Start(0)).map_err(Problem::Io)?;
+    let u16_at = |at: usize| u16::from_le_bytes([superblock[at], superblock[at + 1]]);
+    if &superblock[..4] != b"hsqs" {
+        return Err(Problem::Image(
+            "no squashfs magic (little-endian `hsqs`) at its start".to_string(),
+        ));
+    }
+    let (major, minor) = (u16_at(28), u16_at(30));
+    if major != 4 {
+        return Err(Problem::Image(format!(
+            "squashfs version {major}.{minor}; only 4.0 (mksquashfs's) is read"
+        )));
+    }
+    let name = match u16_at(20) {
+        1 => return Ok(()),
+        2 => "lzma",
+        3 => "lzo",
+        4 => "xz",
+        5 => "lz4",
+        6 => "zstd",
+        _ => "an unknown compressor",
+    };
+    Err(Problem::Compression(name.to_string()))
+}
+
 /// The path of the image's node for `parts` under the root: `/a/b`.
 fn node_path<'p>(parts: impl IntoIterator<Item = &'p str>) -> PathBuf {
     let mut path = PathBuf::from("/");
@@ -77,24 +108,14 @@ fn node_path<'p>(parts: impl IntoIterator<Item = &'p str>) -> PathBuf {
 
 impl Image {
     pub(crate) fn open(path: &Path) -> Result<Image, Problem> {
-        let file = File::open(path).map_err(Problem::Io)?;
+        let mut file = File::open(path).map_err(Problem::Io)?;
+        check_superblock(&mut file)?;
         let data = file.try_clone().map_err(Problem::Io)?;
         let data_len = data.metadata().map_err(Problem::Io)?.len();
         let filesystem = FilesystemReader::from_reader(BufReader::new(file))
             .map_err(|e| Problem::Image(e.to_string()))?;
-        match filesystem.compressor {
-            Some(Compressor::Gzip) | Some(Compressor::Uncompressed) => {}
-            other => {
-                let name = match other {
-                    Some(Compressor::Lzma) => "lzma",
-                    Some(Compressor::Lzo) => "lzo",
-                    Some(Compressor::Xz) => "xz",
-                    Some(Compressor::Lz4) => "lz4",
-                    Some(Compressor::Zstd) => "zstd",
-                    _ => "an unknown compressor",
-                };
-                return Err(Problem::Compression(name.to_string()));
-            }
+        if filesystem.compressor != Some(Compressor::Gzip) {
+            return Err(Problem::Compression("another compressor".to_string()));
         }
         let block_size = filesystem.block_size;
         if !(4096..=1 << 20).contains(&block_size) || !block_size.is_power_of_two() {

@@ -43,7 +43,7 @@ const MAX_CONFIG: u64 = 64 << 20;
 
 /// A problem with a squashfs bundle, naming its data file.
 #[derive(Debug, thiserror::Error)]
-#[error("squashfs bundle {}: {problem}", file.display())]
+#[error("{}: {problem}", file.display())]
 pub struct SquashfsError {
     pub file: PathBuf,
     pub problem: Problem,
@@ -1404,5 +1404,27 @@ mod tests {
 
         let incr = crate::bundle::writer::BaseBundle::from_meta(&fixture(INCR)).unwrap();
         assert_eq!(incr.blobs.len(), 5, "the configs of img0..img4");
+    }
+
+    #[test]
+    fn images_of_another_kind_are_named_as_such() {
+        let original = std::fs::read(fixture("img_full_202612020150.squashfs")).unwrap();
+        let meta = BundleMeta::read(&fixture(FULL)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let meta_path = dir.path().join(FULL);
+        let data = dir.path().join("img_full_202612020150.squashfs");
+        let with = |at: usize, bytes: &[u8]| {
+            let mut image = original.clone();
+            image[at..at + bytes.len()].copy_from_slice(bytes);
+            std::fs::write(&data, image).unwrap();
+            match convert(&meta, &meta_path) {
+                Err(Error::Squashfs(error)) => error.problem.to_string(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert!(with(20, &4u16.to_le_bytes()).contains("compressed with xz"));
+        assert!(with(20, &6u16.to_le_bytes()).contains("compressed with zstd"));
+        assert!(with(0, b"sqsh").contains("no squashfs magic"));
+        assert!(with(28, &3u16.to_le_bytes()).contains("version 3.0"));
     }
 }
