@@ -18,6 +18,9 @@ pub enum Error {
     #[error(transparent)]
     Part(#[from] crate::bundle::parts::PartError),
 
+    #[error(transparent)]
+    Squashfs(#[from] crate::bundle::squashfs::SquashfsError),
+
     #[error("blob {digest} in {origin} is damaged: {error}")]
     DamagedBlob {
         digest: registry::Digest,
@@ -63,6 +66,7 @@ impl Error {
             Error::Plan(_)
             | Error::Meta(_)
             | Error::Part(_)
+            | Error::Squashfs(_)
             | Error::WatchLine(_)
             | Error::Io { .. }
             | Error::DamagedBlob { .. }

@@ -323,10 +323,12 @@ fn legacy_usage() -> String {
     )
 }
 
-/// Diagnostics go to stderr, filtered by `RUST_LOG` (warnings by default).
+/// Diagnostics go to stderr, filtered by `RUST_LOG` (warnings by default). The squashfs reader
+/// (backhand) logs every problem it then returns as an error, which is explained once anyway.
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,backhand=off"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -15,6 +15,7 @@ pub(crate) fn explain(error: &Error) -> String {
         Error::WatchLine(error) => explain_watch_line(error),
         Error::Meta(error) => t!("error.bundle_meta", detail = error.to_string()).to_string(),
         Error::Part(error) => explain_part(error),
+        Error::Squashfs(error) => explain_squashfs(error),
         Error::DamagedBlob {
             digest,
             origin,
@@ -87,6 +88,39 @@ fn explain_watch_line(error: &engine::watch::WatchLineError) -> String {
             t!("error.watch_option", option = option).to_string()
         }
     }
+}
+
+/// A squashfs bundle that cannot be read back into blobs.
+pub(crate) fn explain_squashfs(error: &engine::bundle::squashfs::SquashfsError) -> String {
+    t!("error.squashfs", detail = error.to_string()).to_string()
+}
+
+/// One line per image whose manifest digest changed in reading a squashfs bundle.
+pub(crate) fn rewritten_images(images: &[engine::bundle::squashfs::RewrittenImage]) -> Vec<String> {
+    use engine::bundle::squashfs::RewriteReason;
+    images
+        .iter()
+        .map(|rewritten| {
+            let (image, old, new) = (&rewritten.image, &rewritten.old, &rewritten.new);
+            match rewritten.reason {
+                RewriteReason::LayersRecompressed => t!(
+                    "squashfs.layers_recompressed",
+                    image = image,
+                    old = old,
+                    new = new
+                ),
+                RewriteReason::ChildrenRewritten => {
+                    t!(
+                        "squashfs.children_rewritten",
+                        image = image,
+                        old = old,
+                        new = new
+                    )
+                }
+            }
+            .to_string()
+        })
+        .collect()
 }
 
 /// A problem with a bundle's data file.

@@ -87,21 +87,25 @@ pub fn needs_unpacking(meta: &BundleMeta, directory: &Path) -> bool {
         })
 }
 
-/// Decompresses every part of a bundle into a scratch directory, under the same file names,
-/// and returns a meta describing the unpacked copy (plain sizes, no checksums: those were
-/// checked on the files as stored). Each file is decoded by what it starts with, not by the
-/// meta's `compressor`: one whole zstd, gzip, xz or lz4 stream (as the original's GUI wrote
-/// them), or plain tar, which is linked or copied as it is.
-pub fn unpack(meta: &BundleMeta, directory: &Path) -> Result<(BundleMeta, Unpacked)> {
+/// A new, empty scratch directory under the system's temporary directory.
+pub(crate) fn scratch_directory() -> Result<Unpacked> {
     let scratch = std::env::temp_dir().join(format!(
         "image-transmit-unpacked-{}-{}",
         std::process::id(),
         fastrand::u64(..)
     ));
     std::fs::create_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
-    let unpacked = Unpacked {
-        directory: scratch.clone(),
-    };
+    Ok(Unpacked { directory: scratch })
+}
+
+/// Decompresses every part of a bundle into a scratch directory, under the same file names,
+/// and returns a meta describing the unpacked copy (plain sizes, no checksums: those were
+/// checked on the files as stored). Each file is decoded by what it starts with, not by the
+/// meta's `compressor`: one whole zstd, gzip, xz or lz4 stream (as the original's GUI wrote
+/// them), or plain tar, which is linked or copied as it is.
+pub fn unpack(meta: &BundleMeta, directory: &Path) -> Result<(BundleMeta, Unpacked)> {
+    let unpacked = scratch_directory()?;
+    let scratch = unpacked.directory.clone();
     let mut plain_meta = meta.clone();
     plain_meta.datafile_sha256.clear();
     plain_meta.compressor = Compressor::Tar;

@@ -37,8 +37,9 @@ pub const BASE_MARKER_PREFIX: &str = "https://last.img/skip/it:";
 /// How the data files' tar stream is compressed (the `compressor` key).
 ///
 /// The original wrote any of these; we write `tar` (default) or `zstd` (whole-stream zstd,
-/// which is also what the original's `zstd` means). The others are parsed so that an old
-/// bundle is recognised and refused with a clear message rather than misread.
+/// which is also what the original's `zstd` means) and read those and the original's
+/// `squashfs`. The others are parsed so that an old bundle is recognised and refused with a
+/// clear message rather than misread.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Compressor {
     #[default]
@@ -88,6 +89,7 @@ impl Compressor {
                 | Compressor::Gzip
                 | Compressor::Xz
                 | Compressor::Lz4
+                | Compressor::Squashfs
         )
     }
 
@@ -282,7 +284,7 @@ pub enum MetaError {
 
     #[error(
         "bundle {} uses compressor {compressor:?}, which this tool does not read (tar, zstd, \
-         gzip, xz and lz4); re-save the images with compressor tar or zstd",
+         gzip, xz, lz4 and squashfs); re-save the images with compressor tar or zstd",
         path.display()
     )]
     UnsupportedCompressor { path: PathBuf, compressor: String },
@@ -1106,7 +1108,7 @@ mod tests {
             ("gzip", Compressor::Gzip, true),
             ("xz", Compressor::Xz, true),
             ("lz4", Compressor::Lz4, true),
-            ("squashfs", Compressor::Squashfs, false),
+            ("squashfs", Compressor::Squashfs, true),
             ("brotli", Compressor::Other("brotli".into()), false),
         ] {
             let meta = BundleMeta::parse(&format!("compressor: {name}\n"), Path::new("m")).unwrap();
@@ -1114,12 +1116,12 @@ mod tests {
             assert_eq!(meta.compressor.is_supported(), supported);
             assert_eq!(meta.compressor.as_str(), name);
         }
-        let err = Compressor::Squashfs
+        let err = Compressor::Other("brotli".into())
             .ensure_supported(Path::new("/d/img_full_x_meta.yaml"))
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("squashfs") && err.contains("/d/img_full_x_meta.yaml"),
+            err.contains("brotli") && err.contains("/d/img_full_x_meta.yaml"),
             "{err}"
         );
     }

@@ -9,6 +9,7 @@ pub mod oci_archive;
 mod part_writer;
 pub mod parts;
 pub mod reader;
+pub mod squashfs;
 pub mod verify;
 pub mod writer;
 
@@ -27,6 +28,23 @@ pub(crate) mod fixtures {
             dir.join("README.md").is_file(),
             "the original tool's bundle fixtures are missing: expected {} (the `shared` folder \
              next to the repository)",
+            dir.display()
+        );
+        dir
+    }
+
+    /// A folder of `shared/fixtures/original-tools/` (bundles the original tools wrote, each
+    /// with a README of how).
+    pub(crate) fn original_tools(kind: &str) -> PathBuf {
+        let dir = PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/fixtures/original-tools/"
+        ))
+        .join(kind);
+        assert!(
+            dir.join("README.md").is_file(),
+            "the original tools' fixtures are missing: expected {} (the `shared` folder next \
+             to the repository)",
             dir.display()
         );
         dir

@@ -14,8 +14,9 @@ use registry::manifest::{Descriptor, detect_media_type};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::bundle::compress::{Unpacked, needs_unpacking, unpack};
-use crate::bundle::meta::BundleMeta;
+use crate::bundle::meta::{BundleMeta, Compressor};
 use crate::bundle::parts::{EntryLocation, PartIndex, check_parts, index_bundle};
+use crate::bundle::squashfs::{self, RewrittenImage};
 use crate::bundle::writer::BaseBundle;
 use crate::error::{Error, Result};
 use crate::plan::{ListOptions, plan_line};
@@ -25,7 +26,10 @@ use crate::transport::{ByteStream, ImageSource, Manifest};
 const CHUNK: usize = 64 << 10;
 
 pub struct BundleReader {
+    /// Where the entries are read: the meta's directory, or a scratch copy.
     directory: PathBuf,
+    /// The meta's directory, where its bases' metas are.
+    bundle_directory: PathBuf,
     name: String,
     meta: BundleMeta,
     index: PartIndex,
@@ -33,8 +37,10 @@ pub struct BundleReader {
     keys: HashMap<(String, String), String>,
     /// Where blobs this bundle relies on sit on the target, by digest (target repositories).
     base_locations: HashMap<Digest, Vec<String>>,
-    /// The unpacked copy of a zstd bundle, removed with the reader.
+    /// The unpacked copy of a zstd or squashfs bundle, removed with the reader.
     _unpacked: Option<Unpacked>,
+    /// Images whose manifests changed in reading a squashfs bundle.
+    rewritten: Vec<RewrittenImage>,
 }
 
 fn first_problem(mut problems: Vec<crate::bundle::parts::PartError>) -> Error {
@@ -52,15 +58,28 @@ impl BundleReader {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        // A compressed bundle is read from an unpacked copy, where entries sit at their offsets.
-        let (directory, index, unpacked) = if needs_unpacking(&meta, &bundle_directory) {
+        let mut rewritten = Vec::new();
+        // A compressed bundle is read from an unpacked copy, where entries sit at their
+        // offsets; a squashfs bundle from a tar bundle made from it, with its own meta.
+        let (meta, directory, index, unpacked) = if meta.compressor == Compressor::Squashfs {
+            check_parts(&meta, &bundle_directory).map_err(first_problem)?;
+            let converted = squashfs::convert(&meta, meta_path)?;
+            let index = index_bundle(&converted.meta, &converted.scratch.directory)?;
+            rewritten = converted.rewritten;
+            (
+                converted.meta,
+                converted.scratch.directory.clone(),
+                index,
+                Some(converted.scratch),
+            )
+        } else if needs_unpacking(&meta, &bundle_directory) {
             check_parts(&meta, &bundle_directory).map_err(first_problem)?;
             let (plain, unpacked) = unpack(&meta, &bundle_directory)?;
             let index = index_bundle(&plain, &unpacked.directory)?;
-            (unpacked.directory.clone(), index, Some(unpacked))
+            (meta, unpacked.directory.clone(), index, Some(unpacked))
         } else {
             let index = index_bundle(&meta, &bundle_directory)?;
-            (bundle_directory, index, None)
+            (meta, bundle_directory.clone(), index, None)
         };
         let mut keys = HashMap::new();
         for key in meta.manifests.keys() {
@@ -80,13 +99,21 @@ impl BundleReader {
             .unwrap_or_default();
         Ok(BundleReader {
             directory,
+            bundle_directory,
             name,
             meta,
             index,
             keys,
             base_locations: HashMap::new(),
             _unpacked: unpacked,
+            rewritten,
         })
+    }
+
+    /// Images whose manifest digests differ from the meta's, with the old and new digests:
+    /// only a squashfs bundle has them (see [`squashfs::RewriteReason`]).
+    pub fn rewritten_images(&self) -> &[RewrittenImage] {
+        &self.rewritten
     }
 
     pub fn meta(&self) -> &BundleMeta {
@@ -119,9 +146,9 @@ impl BundleReader {
             let mut repositories = assumed.repositories.clone();
             if repositories.is_empty() {
                 for name in &assumed.bases {
-                    let base = bases
-                        .entry(name.clone())
-                        .or_insert_with(|| BaseBundle::from_meta(&self.directory.join(name)).ok());
+                    let base = bases.entry(name.clone()).or_insert_with(|| {
+                        BaseBundle::from_meta(&self.bundle_directory.join(name)).ok()
+                    });
                     if let Some(blob) = base.as_ref().and_then(|b| b.blobs.get(&assumed.digest)) {
                         repositories.extend(blob.repositories.iter().cloned());
                     }

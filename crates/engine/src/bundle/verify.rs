@@ -10,10 +10,11 @@ use registry::manifest::{self, ParsedManifest};
 use registry::{Digest, DigestHasher};
 
 use crate::bundle::compress::{needs_unpacking, unpack};
-use crate::bundle::meta::{BundleMeta, bundle_dir};
+use crate::bundle::meta::{BundleMeta, Compressor, bundle_dir};
 use crate::bundle::parts::{
     PartError, check_parts, index_archive_part, index_bundle, index_part, open_entry,
 };
+use crate::bundle::squashfs::{self, RewrittenImage, SquashfsError};
 use crate::error::{Error, Result};
 
 /// One fault found.
@@ -37,6 +38,8 @@ pub enum Finding {
     BlobMissing { image: String, digest: Digest },
     /// A manifest cannot be read.
     BadManifest { image: String, detail: String },
+    /// A squashfs bundle cannot be turned back into blobs.
+    Squashfs(SquashfsError),
 }
 
 #[derive(Debug, Default)]
@@ -45,6 +48,8 @@ pub struct VerifyReport {
     pub blobs: usize,
     pub images: usize,
     pub findings: Vec<Finding>,
+    /// Images of a squashfs bundle whose manifest digests change on the way out.
+    pub rewritten: Vec<RewrittenImage>,
 }
 
 const CHUNK: usize = 256 << 10;
@@ -89,9 +94,23 @@ pub fn verify_bundle(meta_path: &Path) -> Result<VerifyReport> {
             });
         }
     }
-    // The rest reads tar entries: a compressed bundle is checked on an unpacked copy.
+    // The rest reads tar entries: a compressed bundle is checked on an unpacked copy, a
+    // squashfs bundle on the tar bundle made from it.
     let mut unpacked = None;
-    let (meta, directory) = if needs_unpacking(&meta, &directory) {
+    let (meta, directory) = if meta.compressor == Compressor::Squashfs {
+        let converted = match squashfs::convert(&meta, meta_path) {
+            Ok(converted) => converted,
+            Err(Error::Squashfs(problem)) => {
+                report.findings.push(Finding::Squashfs(problem));
+                return Ok(report);
+            }
+            Err(error) => return Err(error),
+        };
+        let scratch_directory = converted.scratch.directory.clone();
+        report.rewritten = converted.rewritten;
+        unpacked = Some(converted.scratch);
+        (converted.meta, scratch_directory)
+    } else if needs_unpacking(&meta, &directory) {
         let (plain, scratch) = match unpack(&meta, &directory) {
             Ok(unpacked) => unpacked,
             Err(Error::Part(problem)) => {

@@ -9,7 +9,7 @@
 //! Each part's sha256 is computed, and its data synced while it grows, by threads of the part's
 //! own (`part_writer`), so the runtime's thread only downloads, verifies and writes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -25,6 +25,7 @@ use crate::bundle::compress::compress_part;
 use crate::bundle::meta::{BaseBlob, BundleMeta, Compressor, Entry};
 use crate::bundle::part_writer::Part;
 use crate::bundle::parts::{entry_name, manifest_entry_name};
+use crate::bundle::squashfs::is_recompressed_layer;
 use crate::error::{Error, Result};
 use crate::plan::{ListOptions, plan_line};
 use crate::transport::{ByteStream, ImageDestination, Manifest, ManifestRole};
@@ -47,11 +48,23 @@ pub struct BaseBundle {
 impl BaseBundle {
     /// Reads what a base bundle (ours or the original tool's) leaves on the target: every
     /// blob it carried, and every blob it assumed there itself, so chains stay complete.
+    ///
+    /// A squashfs base is the exception: its gzip layers were re-compressed on the way to the
+    /// target, so the target has them under other digests, and they are not counted (nor are
+    /// blobs it left to its own base whose kind it does not tell); the new bundle carries them.
     pub fn from_meta(path: &Path) -> Result<BaseBundle> {
         let meta = BundleMeta::read(path)?;
         let sizes = meta.referenced_blobs();
+        let not_on_target = if meta.compressor == Compressor::Squashfs {
+            recompressed_layers(&meta)
+        } else {
+            HashSet::new()
+        };
         let mut blobs = HashMap::new();
         for carried in meta.blobs_carried() {
+            if not_on_target.contains(carried.digest.hex()) {
+                continue;
+            }
             let repositories = carried
                 .owners
                 .iter()
@@ -66,6 +79,11 @@ impl BaseBundle {
             blobs.insert(carried.digest, BaseBlob { size, repositories });
         }
         for assumed in meta.blobs_assumed() {
+            let squashfs = meta.compressor == Compressor::Squashfs;
+            if not_on_target.contains(assumed.digest.hex()) || (squashfs && assumed.size.is_none())
+            {
+                continue;
+            }
             blobs.entry(assumed.digest).or_insert(BaseBlob {
                 size: assumed.size,
                 repositories: assumed.repositories,
@@ -81,6 +99,18 @@ impl BaseBundle {
             blobs,
         })
     }
+}
+
+/// The layers a squashfs bundle stored as tar-split, by hex: every gzip layer its manifests name.
+fn recompressed_layers(meta: &BundleMeta) -> HashSet<String> {
+    meta.manifests
+        .values()
+        .chain(meta.child_manifests.values())
+        .filter_map(|text| serde_json::from_str::<manifest::ImageManifest>(text).ok())
+        .flat_map(|image| image.layers)
+        .filter(is_recompressed_layer)
+        .map(|layer| layer.digest.hex().to_string())
+        .collect()
 }
 
 #[derive(Debug, Clone)]

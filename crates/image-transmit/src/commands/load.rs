@@ -22,7 +22,7 @@ use engine::transport::registry::RegistrySource;
 use engine::{JobReport, PlatformFilter};
 use rust_i18n::t;
 
-use super::upload::refuse_damaged_parts;
+use super::upload::{refuse_damaged_parts, warn_rewritten};
 use super::{
     JobSettings, RunError, Sink, UsageError, check_source, finish, list_endpoint, open_source,
     platform_filters, read_lines, run_job,
@@ -259,6 +259,7 @@ fn open_chain(meta: &Path, bases: &[PathBuf]) -> anyhow::Result<(BundleChain, Ve
         Ok(BundleReader::open(path).map_err(|e| RunError(explain(&e)))?)
     };
     let top = open(meta)?;
+    warn_rewritten(&top);
     let keys = top.image_keys();
     let bases = bases
         .iter()

@@ -25,6 +25,9 @@ pub(crate) async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         readers.push(open(meta.clone()).await?);
     }
     warn_about_missing_base_blobs(&readers, &args.metas);
+    for reader in &readers {
+        super::upload::warn_rewritten(reader);
+    }
     // Later bundles win: listed as they were made (`data/*/img_*_meta.yaml` sorts a base before
     // its increments), an increment that re-saved a tag answers for it.
     readers.reverse();

@@ -20,7 +20,7 @@ use rust_i18n::t;
 use super::{JobSettings, RunError, Sink, finish, list_endpoint, open_target, run_job};
 use crate::cli::UploadArgs;
 use crate::config::Config;
-use crate::messages::{explain, explain_registry};
+use crate::messages::{explain, explain_registry, rewritten_images};
 
 pub(crate) async fn run(args: &UploadArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let (target_entry, target) = open_target(config, &args.to)?;
@@ -29,6 +29,7 @@ pub(crate) async fn run(args: &UploadArgs, config: &Config) -> anyhow::Result<Ex
     let meta_path = args.meta.as_path();
     refuse_damaged_parts(meta_path)?;
     let mut reader = BundleReader::open(meta_path).map_err(|e| RunError(explain(&e)))?;
+    warn_rewritten(&reader);
 
     let lines = match (&args.list, args.images.is_empty()) {
         (None, true) => reader.image_keys(),
@@ -90,6 +91,14 @@ pub(crate) async fn run(args: &UploadArgs, config: &Config) -> anyhow::Result<Ex
         )?;
     }
     Ok(finish(&report))
+}
+
+/// A squashfs bundle's images reach the target under new digests: one warning line each.
+#[allow(clippy::print_stderr)]
+pub(crate) fn warn_rewritten(reader: &BundleReader) {
+    for line in rewritten_images(reader.rewritten_images()) {
+        eprintln!("{line}");
+    }
 }
 
 /// Every data file must be there with the size the meta records; all problems are listed.

@@ -11,7 +11,7 @@ use rust_i18n::t;
 
 use super::RunError;
 use crate::cli::VerifyArgs;
-use crate::messages::{explain, explain_part};
+use crate::messages::{explain, explain_part, explain_squashfs, rewritten_images};
 
 pub(crate) async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let meta: &Path = &args.meta;
@@ -19,6 +19,9 @@ pub(crate) async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let report = tokio::task::spawn_blocking(move || verify_bundle(&path))
         .await?
         .map_err(|e| RunError(explain(&e)))?;
+    for line in rewritten_images(&report.rewritten) {
+        println!("{line}");
+    }
     for finding in &report.findings {
         println!("  {}", describe(finding));
     }
@@ -74,5 +77,6 @@ fn describe(finding: &Finding) -> String {
         Finding::BadManifest { image, detail } => {
             t!("verify.bad_manifest", image = image, detail = detail).to_string()
         }
+        Finding::Squashfs(error) => explain_squashfs(error),
     }
 }

@@ -1113,6 +1113,196 @@ fn the_original_tools_bundles_upload_byte_exact_and_serve_as_a_base() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The original tool's squashfs bundles.
+// ---------------------------------------------------------------------------------------------
+
+const ORIGINAL_TOOLS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/fixtures/original-tools"
+);
+
+/// A folder of bundles the original tools wrote (each with a README saying how). A missing
+/// fixture fails the test: it must not pass by testing nothing.
+#[track_caller]
+fn original_tools(kind: &str) -> PathBuf {
+    let dir = Path::new(ORIGINAL_TOOLS).join(kind);
+    assert!(
+        dir.join("README.md").is_file(),
+        "the original tools' bundles are missing from {}",
+        dir.display()
+    );
+    dir
+}
+
+/// From the warnings of a squashfs upload: image key → (old digest, new digest).
+fn rewritten_digests(text: &str) -> BTreeMap<String, (String, String)> {
+    text.lines()
+        .filter(|line| line.contains("manifest digest changes from"))
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let image = words[1].trim_end_matches(':').to_string();
+            let from = words.iter().position(|w| *w == "from").unwrap();
+            let old = words[from + 1].to_string();
+            let new = words[from + 3].trim_end_matches(':').to_string();
+            (image, (old, new))
+        })
+        .collect()
+}
+
+/// A blob's bytes, straight from the registry's API (plain HTTP).
+fn registry_blob(registry: &TestRegistry, repository: &str, digest: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let host = registry.host();
+    let mut stream = std::net::TcpStream::connect(&host).unwrap();
+    write!(
+        stream,
+        "GET /v2/{repository}/blobs/{digest} HTTP/1.0\r\nHost: {host}\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).unwrap();
+    let split = reply.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&reply[..split]);
+    assert!(
+        head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+        "{head}"
+    );
+    let body = reply[split + 4..].to_vec();
+    assert_eq!(sha256_digest(&body), digest);
+    body
+}
+
+/// Reads an image back from `registry` with skopeo (which checks every blob's digest) and
+/// returns its manifest, config and the sha256 of each gunzip'd layer.
+fn read_back(
+    registry: &TestRegistry,
+    repository: &str,
+    tag: &str,
+) -> (serde_json::Value, serde_json::Value, Vec<String>) {
+    let raw = skopeo_inspect_raw(registry, repository, tag).expect("the image is there");
+    let manifest: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let dir = workdir();
+    let oci = dir.path().join("oci");
+    skopeo_copy_to_oci_dir(registry, repository, tag, &oci)
+        .unwrap_or_else(|e| panic!("skopeo cannot copy {repository}:{tag}: {e}"));
+    let blob =
+        |digest: &serde_json::Value| registry_blob(registry, repository, digest.as_str().unwrap());
+    let config: serde_json::Value =
+        serde_json::from_slice(&blob(&manifest["config"]["digest"])).unwrap();
+    let diff_ids = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|layer| {
+            let gzip = blob(&layer["digest"]);
+            assert_eq!(gzip.len() as u64, layer["size"].as_u64().unwrap());
+            let mut tar = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gzip[..]), &mut tar)
+                .unwrap();
+            sha256_digest(&tar)
+        })
+        .collect();
+    (manifest, config, diff_ids)
+}
+
+/// The original's squashfs bundles (its own upload hangs on them): verify finds no fault, the
+/// full bundle and then its increment upload into a real registry, each image under the new
+/// digest the warnings name, with the source's config and layers whose uncompressed content
+/// matches the config's diff_ids; and the increment with its base loads into a Docker API.
+#[test]
+fn the_original_squashfs_bundles_upload_with_new_layer_digests_and_load() {
+    let data = original_tools("orig-squashfs").join("data/20261202");
+    let full = data.join("img_full_202612020150_meta.yaml");
+    let incr = data.join("img_incr_202612020150_meta.yaml");
+    let incr_meta = Meta::read(&incr);
+    assert_eq!(incr_meta.compressor.as_deref(), Some("squashfs"));
+
+    for meta in [&full, &incr] {
+        let output = verify(meta);
+        assert_success(&output);
+        assert!(
+            stdout_of(&output).contains(", 0 fault(s)"),
+            "{}",
+            output_text(&output)
+        );
+    }
+
+    let target = TestRegistry::start();
+    let output = upload(&target.url(), &full, &[]);
+    assert_success(&output);
+    let full_rewritten = rewritten_digests(&output_text(&output));
+    assert_eq!(full_rewritten.len(), 3, "{}", output_text(&output));
+    let output = upload(&target.url(), &incr, &[]);
+    assert_success(&output);
+    let rewritten = rewritten_digests(&output_text(&output));
+    assert_eq!(rewritten.len(), 5, "{}", output_text(&output));
+    for (image, digests) in &full_rewritten {
+        assert_eq!(
+            &rewritten[image], digests,
+            "the same image gets the same digest"
+        );
+    }
+
+    for (key, text) in &incr_meta.manifests {
+        let source: serde_json::Value = serde_json::from_str(text).unwrap();
+        let (old, new) = &rewritten[key];
+        assert_eq!(*old, sha256_digest(text.as_bytes()), "{key}");
+        let image = image_of_key(key);
+        let (repository, tag) = image.rsplit_once(':').unwrap();
+        assert_eq!(
+            served_digest(&target, repository, tag).as_deref(),
+            Some(new.as_str()),
+            "{key}"
+        );
+        let (manifest, config, diff_ids) = read_back(&target, repository, tag);
+        assert_eq!(
+            manifest["config"], source["config"],
+            "{key}: the config is the source's"
+        );
+        assert_eq!(manifest["mediaType"], source["mediaType"]);
+        let expected: Vec<String> = config["rootfs"]["diff_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(diff_ids, expected, "{key}");
+        for (old_layer, new_layer) in source["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(manifest["layers"].as_array().unwrap())
+        {
+            assert_ne!(old_layer["digest"], new_layer["digest"], "{key}");
+            assert_eq!(old_layer["mediaType"], new_layer["mediaType"], "{key}");
+        }
+    }
+
+    // A container engine has no earlier layers: the increment loads with its base.
+    let podman = testkit::TestPodman::start();
+    let dir = workdir();
+    let output = image_transmit(dir.path())
+        .env("DOCKER_HOST", podman.docker_host())
+        .args(["load", "--to", "docker"])
+        .arg(&incr)
+        .arg("--base")
+        .arg(&full)
+        .output()
+        .unwrap();
+    assert_success(&output);
+    assert_eq!(rewritten_digests(&output_text(&output)), rewritten);
+    for (key, text) in &incr_meta.manifests {
+        let source: serde_json::Value = serde_json::from_str(text).unwrap();
+        let name = key.strip_prefix("http://").unwrap();
+        assert_eq!(
+            podman.image_id(name).as_deref(),
+            source["config"]["digest"].as_str(),
+            "{key}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The original's command line for save and upload.
 // ---------------------------------------------------------------------------------------------
 
