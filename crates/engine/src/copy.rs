@@ -412,7 +412,11 @@ impl CopyJob {
     async fn copy_image(self: Arc<Self>, image: Resolved) -> ImageReport {
         let started = Instant::now();
         let source = format!("{}/{}", self.source.describe(), image.pair.source);
-        let target = format!("{}/{}", self.sink.describe(), image.pair.target);
+        // An engine is told the exact name to tag; that name is what the user will run.
+        let target = match &self.sink {
+            Sink::Whole(_) => self.loaded_name(&image),
+            Sink::Pieces(_) => format!("{}/{}", self.sink.describe(), image.pair.target),
+        };
         self.emit(Event::ImageStarted {
             image: image.id,
             source: source.clone(),

@@ -114,7 +114,7 @@ impl CopyJob {
 
     /// The name an image is tagged with in the engine: the planned target name, after the
     /// host the user asked for (the original tool used the source registry's).
-    fn loaded_name(&self, image: &Resolved) -> String {
+    pub(super) fn loaded_name(&self, image: &Resolved) -> String {
         match self.options.loaded_name_host.as_deref() {
             Some(host) if !host.is_empty() => format!("{host}/{}", image.pair.target),
             _ => image.pair.target.to_string(),

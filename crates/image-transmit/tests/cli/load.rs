@@ -74,6 +74,18 @@ fn copy_to_docker_loads_renamed_images_and_the_daemons_platform_of_an_index() {
         Some(config_of(&oci))
     );
     assert_eq!(podman.image_id(&format!("{host}/team/oci:1")), None);
+    // What is printed is the name the image was loaded under, ready to `docker run`.
+    let printed = output_text(&output);
+    for loaded in [
+        format!("{host}/team/docker:1"),
+        format!("{host}/other/renamed:2"),
+    ] {
+        assert!(
+            printed.contains(&format!("-> {loaded}\n")),
+            "{loaded}: {printed}"
+        );
+    }
+    assert!(!printed.contains("-> docker/"), "{printed}");
     let amd64 = multi
         .children
         .iter()
