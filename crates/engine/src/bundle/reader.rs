@@ -116,6 +116,28 @@ impl BundleReader {
         &self.rewritten
     }
 
+    /// The base bundles (meta file names, as this bundle's meta records them) that carried
+    /// any of `blobs`, each with its path when it sits beside this bundle.
+    pub fn bases_of(&self, blobs: &[Digest]) -> Vec<(String, Option<PathBuf>)> {
+        let mut names: Vec<String> = self
+            .meta
+            .blobs_assumed()
+            .into_iter()
+            .filter(|assumed| blobs.contains(&assumed.digest))
+            .flat_map(|assumed| assumed.bases)
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+            .into_iter()
+            .map(|name| {
+                let path = self.bundle_directory.join(&name);
+                let found = path.is_file().then_some(path);
+                (name, found)
+            })
+            .collect()
+    }
+
     pub fn meta(&self) -> &BundleMeta {
         &self.meta
     }

@@ -162,6 +162,7 @@ async fn refuse_missing_base_blobs(
     pairs: &[ImagePair],
 ) -> anyhow::Result<()> {
     let mut missing = Vec::new();
+    let mut missing_blobs = Vec::new();
     for pair in pairs {
         let Ok(top) = reader
             .manifest(&pair.source.repository, &pair.source.target.to_string())
@@ -189,6 +190,7 @@ async fn refuse_missing_base_blobs(
             }
             if !found {
                 missing.push(format!("  {} {}", pair.line, blob.short()));
+                missing_blobs.push(blob);
             }
         }
     }
@@ -197,16 +199,35 @@ async fn refuse_missing_base_blobs(
     }
     missing.sort();
     missing.dedup();
-    Err(RunError(format!(
-        "{}\n{}",
-        t!(
-            "upload.base_missing",
-            registry = target.host(),
-            count = missing.len()
-        ),
-        missing.join("\n")
-    ))
-    .into())
+    // Which bundle to upload first, when the meta says: the original's and ours both record it.
+    let bases: Vec<String> = reader
+        .bases_of(&missing_blobs)
+        .into_iter()
+        .map(|(name, beside)| match beside {
+            Some(path) => t!(
+                "upload.base_beside",
+                program = crate::help::program_name(),
+                base = name,
+                registry = target.host(),
+                path = path.display()
+            )
+            .to_string(),
+            None => t!("upload.base_elsewhere", base = name).to_string(),
+        })
+        .collect();
+    let mut text = t!(
+        "upload.base_missing",
+        registry = target.host(),
+        count = missing.len()
+    )
+    .to_string();
+    text.push('\n');
+    text.push_str(&missing.join("\n"));
+    for base in bases {
+        text.push('\n');
+        text.push_str(&base);
+    }
+    Err(RunError(text).into())
 }
 
 /// The blobs of an image, children of an index included.

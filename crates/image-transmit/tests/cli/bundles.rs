@@ -1074,6 +1074,12 @@ fn the_original_tools_bundles_upload_byte_exact_and_serve_as_a_base() {
     assert!(text.contains("Nothing was uploaded"), "{text}");
     let a_shared_layer = "sha256:a4686efd454f9a627efc504ca5ea1d37f259258f1c92378a234e6eb3d85dddf1";
     assert!(text.contains(&short(a_shared_layer)), "{text}");
+    // The base is named, with the command that uploads it, since it sits beside the increment.
+    assert!(
+        text.contains("Its base bundle is img_full_202611230708_meta.yaml, beside it"),
+        "{text}"
+    );
+    assert!(text.contains(&full.display().to_string()), "{text}");
     assert!(writes(&proxy).is_empty(), "{:#?}", proxy.requests());
     for image in all_digests.keys() {
         let (repository, tag) = image.rsplit_once(':').unwrap();

@@ -234,3 +234,24 @@ fn every_kind_loads_into_a_docker_api() {
         }
     }
 }
+
+/// An increment whose base meta is kept elsewhere: refused before anything moves, naming the
+/// base and saying it is not beside it, in the user's language.
+#[test]
+fn an_increment_without_its_base_names_the_base_it_needs() {
+    let target = TestRegistry::start();
+    let increment = fixture("orig-tar-incr-samerepo/data/20261202/img_incr_202612020155_meta.yaml");
+    let output = image_transmit(workdir().path())
+        .env("LANG", "zh_CN.UTF-8")
+        .args(["upload", "--to", &target.url(), increment.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", output_text(&output));
+    let text = output_text(&output);
+    assert!(text.contains("未上传任何内容"), "{text}");
+    assert!(
+        text.contains("它的基础包是 img_full_202612020153_meta.yaml，不在同一目录下"),
+        "{text}"
+    );
+    assert_eq!(served_digest(&target, "team/img0", "v2"), None);
+}
