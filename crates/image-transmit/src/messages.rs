@@ -125,7 +125,29 @@ pub(crate) fn rewritten_images(images: &[engine::bundle::squashfs::RewrittenImag
 
 /// A problem with a bundle's data file.
 pub(crate) fn explain_part(error: &engine::bundle::parts::PartError) -> String {
-    t!("error.bundle_part", detail = error.to_string()).to_string()
+    use engine::bundle::parts::PartError as E;
+    match error {
+        E::Missing { file, path } => {
+            t!("part.missing", file = file, path = path.display()).to_string()
+        }
+        E::SizeMismatch {
+            file,
+            expected,
+            actual,
+        } => t!(
+            "part.size_mismatch",
+            file = file,
+            expected = expected,
+            actual = actual
+        )
+        .to_string(),
+        E::Truncated { file, .. } => t!("part.truncated", file = file).to_string(),
+        E::Corrupt { file, detail } => t!("part.corrupt", file = file, detail = detail).to_string(),
+        E::UnsafeEntry { file, name, .. } => {
+            t!("part.unsafe_entry", file = file, name = name).to_string()
+        }
+        other => t!("error.bundle_part", detail = other.to_string()).to_string(),
+    }
 }
 
 pub(crate) fn explain_registry(error: &registry::Error) -> String {

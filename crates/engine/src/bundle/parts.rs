@@ -202,6 +202,25 @@ pub enum PartError {
     },
 }
 
+impl PartError {
+    /// The data file the problem is in.
+    pub fn file(&self) -> &str {
+        match self {
+            PartError::Missing { file, .. }
+            | PartError::SizeMismatch { file, .. }
+            | PartError::NotAFile { file }
+            | PartError::UnsafeName { file }
+            | PartError::UnsafeEntry { file, .. }
+            | PartError::Truncated { file, .. }
+            | PartError::Corrupt { file, .. }
+            | PartError::Compressed { file, .. }
+            | PartError::UnknownDataFile { file, .. }
+            | PartError::EntryOutOfRange { file, .. }
+            | PartError::Io { file, .. } => file,
+        }
+    }
+}
+
 /// The name the original gives a blob entry (`GetBlobSuffix`, with the fork's `+gzip` and
 /// `+zstd`), which we keep so that the original can still find our blobs: `<hex>.tar.gz` for
 /// gzip layers larger than 32 bytes, `<hex>.tar.zst` for zstd layers larger than 32 bytes,

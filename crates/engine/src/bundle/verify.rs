@@ -28,14 +28,18 @@ pub enum Finding {
         expected: String,
         actual: String,
     },
-    /// A stored blob or manifest does not match its digest.
+    /// A stored blob or manifest does not match its digest; `images` use it.
     BlobDigest {
         file: String,
         digest: Digest,
         actual: Digest,
+        images: Vec<String>,
     },
     /// A manifest needs a blob that is neither stored nor left to a base.
     BlobMissing { image: String, digest: Digest },
+    /// A manifest needs a blob that is not in the intact data files, while some data file is
+    /// missing or damaged (reported above): the blob may have been there.
+    BlobUnreadable { image: String, digest: Digest },
     /// A manifest cannot be read.
     BadManifest { image: String, detail: String },
     /// A squashfs bundle cannot be turned back into blobs.
@@ -50,6 +54,10 @@ pub struct VerifyReport {
     pub findings: Vec<Finding>,
     /// Images of a squashfs bundle whose manifest digests change on the way out.
     pub rewritten: Vec<RewrittenImage>,
+    /// An incremental bundle: how many blobs it leaves to its bases.
+    pub left_to_bases: usize,
+    /// Its base bundles (meta file names), each with whether it sits beside it.
+    pub bases: Vec<(String, bool)>,
 }
 
 const CHUNK: usize = 256 << 10;
@@ -76,11 +84,39 @@ pub fn verify_bundle(meta_path: &Path) -> Result<VerifyReport> {
         images: meta.manifests.len(),
         ..VerifyReport::default()
     };
+    let assumed_blobs = meta.blobs_assumed();
+    report.left_to_bases = assumed_blobs.len();
+    let mut bases: Vec<String> = assumed_blobs
+        .iter()
+        .flat_map(|assumed| assumed.bases.iter().cloned())
+        .collect();
+    bases.sort();
+    bases.dedup();
+    report.bases = bases
+        .into_iter()
+        .map(|name| {
+            let beside = directory.join(&name).is_file();
+            (name, beside)
+        })
+        .collect();
+    // Missing or damaged data files are reported, and the rest is still checked: the operator
+    // sees every fault at once.
+    let mut meta = meta;
+    let mut broken = HashSet::new();
     if let Err(problems) = check_parts(&meta, &directory) {
-        report
-            .findings
-            .extend(problems.into_iter().map(Finding::Part));
-        return Ok(report);
+        for problem in problems {
+            broken.insert(problem.file().to_string());
+            report.findings.push(Finding::Part(problem));
+        }
+        // Squashfs and compressed bundles are read whole: nothing more to check there.
+        if meta.compressor != Compressor::Tar || meta.oci_archive {
+            return Ok(report);
+        }
+        meta.datafiles.retain(|file, _| !broken.contains(file));
+        meta.datafile_sha256
+            .retain(|file, _| !broken.contains(file));
+        meta.entries
+            .retain(|_, entry| !broken.contains(&entry.file));
     }
     for (file, expected) in &meta.datafile_sha256 {
         let path = directory.join(file);
@@ -145,6 +181,20 @@ pub fn verify_bundle(meta_path: &Path) -> Result<VerifyReport> {
             return Ok(report);
         }
     };
+    // Which images use each blob, to tie a damaged blob to what it breaks.
+    let mut needed = Vec::new();
+    for (key, text) in &meta.manifests {
+        needed.extend(manifest_blobs(&meta, key, text, &mut report.findings));
+    }
+    let users = |digest: &Digest| -> Vec<String> {
+        let mut images: Vec<String> = needed
+            .iter()
+            .filter(|(_, blob)| blob == digest)
+            .map(|(image, _)| image.clone())
+            .collect();
+        images.dedup();
+        images
+    };
     let mut stored = HashSet::new();
     for (hex, _, location) in index.iter() {
         let Ok(digest) = Digest::from_hex(hex) else {
@@ -157,22 +207,30 @@ pub fn verify_bundle(meta_path: &Path) -> Result<VerifyReport> {
         if actual != digest {
             report.findings.push(Finding::BlobDigest {
                 file: location.file.clone(),
+                images: users(&digest),
                 digest: digest.clone(),
                 actual,
             });
         }
         stored.insert(digest);
     }
+    // From the meta read (a squashfs bundle's names its bases' new digests).
     let assumed: HashSet<Digest> = meta.blobs_assumed().into_iter().map(|a| a.digest).collect();
-    for (key, text) in &meta.manifests {
-        for (image, blob) in manifest_blobs(&meta, key, text, &mut report.findings) {
-            if !stored.contains(&blob) && !assumed.contains(&blob) {
-                report.findings.push(Finding::BlobMissing {
-                    image,
-                    digest: blob,
-                });
-            }
+    for (image, blob) in needed {
+        if stored.contains(&blob) || assumed.contains(&blob) {
+            continue;
         }
+        report.findings.push(if broken.is_empty() {
+            Finding::BlobMissing {
+                image,
+                digest: blob,
+            }
+        } else {
+            Finding::BlobUnreadable {
+                image,
+                digest: blob,
+            }
+        });
     }
     drop(unpacked);
     Ok(report)

@@ -36,6 +36,26 @@ pub(crate) async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             faults = report.findings.len()
         )
     );
+    // An increment checks out alone; say what else it needs, or "0 faults" misleads.
+    if report.left_to_bases > 0 {
+        let count = report.left_to_bases;
+        let line = match report.bases.as_slice() {
+            [] => t!("verify.increment_unnamed", count = count).to_string(),
+            bases => bases
+                .iter()
+                .map(|(base, beside)| {
+                    let key = if *beside {
+                        "verify.increment_beside"
+                    } else {
+                        "verify.increment_elsewhere"
+                    };
+                    t!(key, count = count, base = base).to_string()
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        };
+        println!("{line}");
+    }
     Ok(if report.findings.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -61,11 +81,23 @@ fn describe(finding: &Finding) -> String {
             file,
             digest,
             actual,
+            images,
         } => t!(
             "verify.blob_digest",
             file = file,
             digest = digest.short(),
-            actual = actual.short()
+            actual = actual.short(),
+            images = if images.is_empty() {
+                t!("common.none").to_string()
+            } else {
+                images.join(", ")
+            }
+        )
+        .to_string(),
+        Finding::BlobUnreadable { image, digest } => t!(
+            "verify.blob_unreadable",
+            image = image,
+            digest = digest.short()
         )
         .to_string(),
         Finding::BlobMissing { image, digest } => t!(

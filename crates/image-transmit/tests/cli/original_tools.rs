@@ -255,3 +255,81 @@ fn an_increment_without_its_base_names_the_base_it_needs() {
     );
     assert_eq!(served_digest(&target, "team/img0", "v2"), None);
 }
+
+/// Copies the files of a fixture directory into `dir`, writable.
+fn copy_fixture_dir(fixture_dir: &str, dir: &Path) {
+    for entry in std::fs::read_dir(Path::new(FIXTURES).join(fixture_dir)).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let copy = dir.join(path.file_name().unwrap());
+            std::fs::copy(&path, &copy).unwrap();
+            let mut permissions = std::fs::metadata(&copy).unwrap().permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            permissions.set_readonly(false);
+            std::fs::set_permissions(&copy, permissions).unwrap();
+        }
+    }
+}
+
+fn verify_in(dir: &Path, meta: &str) -> std::process::Output {
+    image_transmit(dir)
+        .args(["verify", dir.join(meta).to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
+/// `verify` reports every fault with the images it breaks, and says what an increment needs.
+#[test]
+fn verify_reports_every_fault_and_what_an_increment_needs() {
+    let dir = workdir();
+    copy_fixture_dir("orig-tar/data/20261202", dir.path());
+    let full = "img_full_202612020153_meta.yaml";
+    let incr = "img_incr_202612020153_meta.yaml";
+
+    // An increment with its base beside it checks out, and says it needs that base.
+    let output = verify_in(dir.path(), incr);
+    assert_success(&output);
+    let text = output_text(&output);
+    assert!(text.contains(", 0 fault(s)"), "{text}");
+    assert!(
+        text.contains("left to its base img_full_202612020153_meta.yaml, which is beside it"),
+        "{text}"
+    );
+
+    // One data file of the full bundle gone, a blob in the other flipped: both reported, the
+    // flipped blob tied to its images, and the images whose blobs were in the lost file named.
+    std::fs::remove_file(dir.path().join("img_full_202612020153_1.tar")).unwrap();
+    let output = verify_in(dir.path(), full);
+    assert_eq!(output.status.code(), Some(1), "{}", output_text(&output));
+    let text = output_text(&output);
+    assert!(
+        text.contains("Data file img_full_202612020153_1.tar is missing"),
+        "{text}"
+    );
+    assert!(
+        text.contains("which is not in the intact data files"),
+        "{text}"
+    );
+    assert!(
+        text.contains("7 blob(s)"),
+        "the intact file was still checked: {text}"
+    );
+    let damaged = dir.path().join("img_full_202612020153_0.tar");
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    // The first entry's data starts after its 512-byte header.
+    bytes[600] ^= 0xff;
+    std::fs::write(&damaged, bytes).unwrap();
+    let output = verify_in(dir.path(), full);
+    let text = output_text(&output);
+    assert!(text.contains("is damaged: its content hashes to"), "{text}");
+    assert!(
+        text.contains("images that use it: http://127.0.0.1:5901/team/img"),
+        "{text}"
+    );
+
+    // The increment alone, its base not beside it: still no fault of its own, but it says so.
+    std::fs::remove_file(dir.path().join(full)).unwrap();
+    let output = verify_in(dir.path(), incr);
+    let text = output_text(&output);
+    assert!(text.contains("which is NOT beside it"), "{text}");
+}
