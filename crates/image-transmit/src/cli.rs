@@ -25,6 +25,8 @@ pub(crate) struct GlobalOptions {
     pub(crate) config: Option<PathBuf>,
     #[arg(long, global = true, value_name = "LANG")]
     pub(crate) lang: Option<String>,
+    #[arg(short, long, global = true)]
+    pub(crate) verbose: bool,
 }
 
 /// How hard the commands that move images work at it.

@@ -193,6 +193,7 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
         let global = GlobalOptions {
             config: invocation.config.clone(),
             lang: invocation.lang.clone(),
+            verbose: false,
         };
         let transfer = TransferOptions {
             maxconn: invocation.maxconn,
@@ -286,6 +287,7 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
         });
     }
     let cli = help::parse(args)?;
+    messages::set_verbose(cli.global.verbose);
     if let Some(lang) = &cli.global.lang {
         i18n::apply_language(Some(lang), None);
     }

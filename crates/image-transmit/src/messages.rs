@@ -150,6 +150,22 @@ pub(crate) fn explain_part(error: &engine::bundle::parts::PartError) -> String {
     }
 }
 
+/// Whether the user asked (`-v`) for the underlying errors behind each sentence.
+static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub(crate) fn set_verbose(verbose: bool) {
+    VERBOSE.store(verbose, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The sentence, and with `-v` the library's own account of the failure after it.
+fn with_detail(sentence: String, detail: &str) -> String {
+    if VERBOSE.load(std::sync::atomic::Ordering::Relaxed) {
+        format!("{sentence} ({detail})")
+    } else {
+        sentence
+    }
+}
+
 pub(crate) fn explain_registry(error: &registry::Error) -> String {
     use registry::Error as E;
     match error {
@@ -162,12 +178,29 @@ pub(crate) fn explain_registry(error: &registry::Error) -> String {
         E::CaCertificate { path, detail } => {
             t!("error.ca_certificate", path = path, detail = detail).to_string()
         }
-        E::Unreachable { host, detail } => t!(
-            "error.registry_unreachable",
-            registry = host,
-            detail = detail
-        )
-        .to_string(),
+        E::Unreachable {
+            host,
+            failure,
+            detail,
+        } => {
+            use registry::NetworkFailure as F;
+            let key = match failure {
+                F::Refused => "error.unreachable_refused",
+                F::NameNotResolved => "error.unreachable_name",
+                F::TimedOut => "error.unreachable_timeout",
+                F::Reset => "error.unreachable_reset",
+                // Nothing better to say than what the system said.
+                F::Other => {
+                    return t!(
+                        "error.registry_unreachable",
+                        registry = host,
+                        detail = detail
+                    )
+                    .to_string();
+                }
+            };
+            with_detail(t!(key, registry = host).to_string(), detail)
+        }
         E::TlsVerification { host, detail } => {
             t!("error.tls_verify_failed", registry = host, detail = detail).to_string()
         }

@@ -14,7 +14,7 @@ use tokio::sync::{OnceCell, RwLock};
 
 use crate::auth::{self, Challenge, Credentials, Scope, Secret, TokenCache};
 use crate::endpoint::{Endpoint, Scheme, TlsOptions, discovered_scheme, http_client};
-use crate::error::{Error, Result};
+use crate::error::{Error, NetworkFailure, Result};
 use crate::retry::{RetryPolicy, retry_after};
 
 /// Everything needed to open a registry.
@@ -460,9 +460,10 @@ impl Registry {
         }
     }
 
-    fn unreachable(&self, detail: String) -> Error {
+    fn unreachable(&self, failure: NetworkFailure, detail: String) -> Error {
         Error::Unreachable {
             host: self.host().to_string(),
+            failure,
             detail,
         }
     }
@@ -485,7 +486,12 @@ impl Registry {
             };
         }
         if error.is_connect() || error.is_timeout() {
-            return self.unreachable(detail);
+            let failure = if error.is_timeout() {
+                NetworkFailure::TimedOut
+            } else {
+                NetworkFailure::of(error)
+            };
+            return self.unreachable(failure, detail);
         }
         Error::Transfer {
             host: self.host().to_string(),
@@ -670,9 +676,13 @@ mod tests {
         .check("team/app", false)
         .await
         .unwrap_err();
-        let Error::Unreachable { detail, .. } = &error else {
+        let Error::Unreachable {
+            detail, failure, ..
+        } = &error
+        else {
             panic!("{error:?}");
         };
+        assert_eq!(*failure, NetworkFailure::Refused);
         assert!(
             detail.contains(&format!("https://127.0.0.1:{port}/")),
             "{detail}"

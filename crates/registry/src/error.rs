@@ -3,6 +3,52 @@
 
 use crate::Digest;
 
+/// Why a registry could not be reached, as far as the operating system says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkFailure {
+    /// Nothing listens at that address and port.
+    Refused,
+    /// The host name does not resolve.
+    NameNotResolved,
+    /// No answer in time.
+    TimedOut,
+    /// The connection was cut.
+    Reset,
+    /// Anything else.
+    Other,
+}
+
+impl NetworkFailure {
+    /// Reads the failure from an error and its sources.
+    pub fn of(error: &(dyn std::error::Error + 'static)) -> NetworkFailure {
+        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+        let mut text = String::new();
+        while let Some(error) = current {
+            if let Some(io) = error.downcast_ref::<std::io::Error>() {
+                match io.kind() {
+                    std::io::ErrorKind::ConnectionRefused => return NetworkFailure::Refused,
+                    std::io::ErrorKind::TimedOut => return NetworkFailure::TimedOut,
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted => {
+                        return NetworkFailure::Reset;
+                    }
+                    _ => {}
+                }
+            }
+            text.push_str(&error.to_string().to_ascii_lowercase());
+            text.push('\n');
+            current = error.source();
+        }
+        // Name lookups fail with an untyped error; its text is hyper's own, stable one.
+        if text.contains("dns error") || text.contains("failed to lookup address") {
+            NetworkFailure::NameNotResolved
+        } else if text.contains("timed out") {
+            NetworkFailure::TimedOut
+        } else {
+            NetworkFailure::Other
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid registry address {address:?}: {reason}")]
@@ -12,7 +58,13 @@ pub enum Error {
     CaCertificate { path: String, detail: String },
 
     #[error("cannot reach registry {host}: {detail}")]
-    Unreachable { host: String, detail: String },
+    Unreachable {
+        host: String,
+        /// What went wrong, for a sentence in the user's language.
+        failure: NetworkFailure,
+        /// The underlying errors, for a user who asks for them.
+        detail: String,
+    },
 
     #[error("TLS certificate of {host} is not trusted: {detail}")]
     TlsVerification { host: String, detail: String },

@@ -20,6 +20,6 @@ pub use blobs::{BlobStream, MountOutcome, UploadSession};
 pub use client::{Registry, RegistryOptions};
 pub use digest::{Digest, DigestHasher, InvalidDigest};
 pub use endpoint::{Endpoint, Scheme, TlsOptions, is_docker_hub};
-pub use error::{Error, Result};
+pub use error::{Error, NetworkFailure, Result};
 pub use manifests::Manifest;
 pub use retry::RetryPolicy;

@@ -461,3 +461,48 @@ fn command_line_mistakes_are_one_sentence_in_the_users_language() {
     let text = run(&[]);
     assert!(text.contains("示例："), "{text}");
 }
+
+/// An unreachable registry is one plain sentence saying why and what to check, in the user's
+/// language; the library's own chain only with -v.
+#[test]
+fn an_unreachable_registry_is_one_sentence_and_the_details_come_with_v() {
+    let dir = workdir();
+    let port = testkit::free_port();
+    let refused = format!("http://127.0.0.1:{port}");
+    let run = |args: &[&str], lang: &str| {
+        let output = image_transmit(dir.path())
+            .env("LANG", lang)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{}", output_text(&output));
+        assert_no_panic(&output);
+        stderr_of(&output)
+    };
+    let text = run(
+        &["copy", "--from", &refused, "--to", &refused, "a/b:1"],
+        "C.UTF-8",
+    );
+    assert!(
+        text.contains("nothing answers at that address and port"),
+        "{text}"
+    );
+    for raw in ["os error", "tcp connect", "client error"] {
+        assert!(!text.contains(raw), "{raw} in {text}");
+    }
+    let text = run(
+        &["copy", "-v", "--from", &refused, "--to", &refused, "a/b:1"],
+        "zh_CN.UTF-8",
+    );
+    assert!(text.contains("该地址和端口上没有服务应答"), "{text}");
+    assert!(
+        text.contains("Connection refused"),
+        "-v shows the chain: {text}"
+    );
+    let unknown = "http://no-such-registry.invalid:5000";
+    let text = run(
+        &["copy", "--from", unknown, "--to", &refused, "a/b:1"],
+        "C.UTF-8",
+    );
+    assert!(text.contains("its host name is not known here"), "{text}");
+}
