@@ -277,7 +277,7 @@ pub(crate) enum ConfigError {
         path: PathBuf,
         line: Option<u64>,
         column: Option<u64>,
-        detail: String,
+        detail: ParseDetail,
     },
     /// Well-formed YAML that still cannot work, such as an entry without `registry`.
     Invalid {
@@ -293,6 +293,70 @@ pub(crate) enum ConfigError {
         value: String,
         detail: String,
     },
+}
+
+/// What is wrong at a place in cfg.yaml, said in the user's words where the parser's would
+/// puzzle them (Notepad users indent with tabs; a value's type is named as YAML names it).
+#[derive(Debug)]
+pub(crate) enum ParseDetail {
+    /// A line indented with a tab, which YAML does not allow.
+    TabIndent,
+    /// A key given twice in the same block.
+    DuplicateKey(String),
+    /// A count or size that is not a whole number.
+    NotANumber,
+    /// A list or block where a single value belongs.
+    NotText,
+    /// Anything else: the parser's own words.
+    Other(String),
+}
+
+impl ParseDetail {
+    fn of(message: &str) -> ParseDetail {
+        if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+            let key = rest.split(',').next().unwrap_or(rest).trim();
+            return ParseDetail::DuplicateKey(key.to_string());
+        }
+        if message.starts_with("invalid u")
+            || message.starts_with("invalid i")
+            || message.contains("invalid digit")
+        {
+            return ParseDetail::NotANumber;
+        }
+        if message.starts_with("expected string scalar") {
+            return ParseDetail::NotText;
+        }
+        if message.contains("found a tab") {
+            return ParseDetail::TabIndent;
+        }
+        ParseDetail::Other(message.to_string())
+    }
+}
+
+impl fmt::Display for ParseDetail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            ParseDetail::TabIndent => t!("config.tab_indent"),
+            ParseDetail::DuplicateKey(key) => t!("config.duplicate_key", key = key),
+            ParseDetail::NotANumber => t!("config.not_a_number"),
+            ParseDetail::NotText => t!("config.not_text"),
+            ParseDetail::Other(message) => return f.write_str(message),
+        };
+        f.write_str(&text)
+    }
+}
+
+/// The first line indented with a tab (1-based line and column), which YAML refuses; found
+/// before parsing because the parser reports it where the previous value ends.
+fn tab_indented_line(text: &str) -> Option<(u64, u64)> {
+    text.lines().enumerate().find_map(|(index, line)| {
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        let column = line[..indent].find('\t')?;
+        let rest = line[indent..].trim_start();
+        // A blank line or a comment may hold anything.
+        (!rest.is_empty() && !rest.starts_with('#'))
+            .then_some((index as u64 + 1, column as u64 + 1))
+    })
 }
 
 impl fmt::Display for ConfigError {
@@ -383,6 +447,14 @@ impl Config {
             return Ok(LoadedConfig {
                 config: Self::default(),
                 unknown_keys: Vec::new(),
+            });
+        }
+        if let Some((line, column)) = tab_indented_line(text) {
+            return Err(ConfigError::Parse {
+                path: path.to_path_buf(),
+                line: Some(line),
+                column: Some(column),
+                detail: ParseDetail::TabIndent,
             });
         }
         let mut unknown_keys = Vec::new();
@@ -533,7 +605,7 @@ fn parse_error(path: &Path, err: &serde_saphyr::Error) -> ConfigError {
         path: path.to_path_buf(),
         line: location.map(|location| location.line()),
         column: location.map(|location| location.column()),
-        detail,
+        detail: ParseDetail::of(&detail),
     }
 }
 
@@ -1149,6 +1221,31 @@ localstore: data/.blob-store
             !message.contains("line 2"),
             "location said twice: {message}"
         );
+    }
+
+    /// Notepad users indent with tabs: the exact line, and what to do, not the parser's words.
+    #[test]
+    fn a_tab_is_named_on_its_own_line_with_the_fix() {
+        let _guard = crate::i18n::LOCALE_LOCK
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        rust_i18n::set_locale(crate::i18n::ENGLISH);
+        let err =
+            parse_err("source:\n- name: nj\n  registry: a\ntarget:\n- name: gz\n\tregistry: b\n");
+        let message = err.to_string();
+        assert!(message.contains("/etc/it/cfg.yaml:6:1: "), "{message}");
+        assert!(message.contains("replace the tab with spaces"), "{message}");
+        // Tabs in a comment or after the indentation are not indentation.
+        parse("# a\tcomment\nmaxconn: 3\t# three\n");
+        let err = parse_err("source:\n- name: a\n  registry: r\nsource: []\n");
+        let message = err.to_string();
+        assert!(
+            message.contains(":4:1: key source is given twice"),
+            "{message}"
+        );
+        assert!(!message.contains("DuplicateKeyPolicy"), "{message}");
+        let message = parse_err("maxconn: lots\n").to_string();
+        assert!(message.contains("must be a whole number"), "{message}");
     }
 
     #[test]
