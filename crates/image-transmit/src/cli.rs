@@ -29,6 +29,38 @@ pub(crate) struct GlobalOptions {
     pub(crate) verbose: bool,
 }
 
+/// skopeo's names for how to trust a source registry given on the command line.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct SourceTls {
+    #[arg(
+        long = "src-tls-verify",
+        id = "source_tls_verify",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub(crate) verify: Option<bool>,
+    #[arg(long = "src-cert-dir", id = "source_cert_dir", value_name = "DIR")]
+    pub(crate) cert_dir: Option<PathBuf>,
+}
+
+/// The same for the target registry.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct TargetTls {
+    #[arg(
+        long = "dest-tls-verify",
+        id = "target_tls_verify",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub(crate) verify: Option<bool>,
+    #[arg(long = "dest-cert-dir", id = "target_cert_dir", value_name = "DIR")]
+    pub(crate) cert_dir: Option<PathBuf>,
+}
+
 /// How hard the commands that move images work at it.
 #[derive(Debug, Clone, Default, Args)]
 pub(crate) struct TransferOptions {
@@ -67,6 +99,10 @@ pub(crate) struct CopyArgs {
     #[arg(value_name = "IMAGE")]
     pub(crate) images: Vec<String>,
     #[command(flatten)]
+    pub(crate) source_tls: SourceTls,
+    #[command(flatten)]
+    pub(crate) target_tls: TargetTls,
+    #[command(flatten)]
     pub(crate) transfer: TransferOptions,
     #[arg(long, value_name = "FILE")]
     pub(crate) json: Option<PathBuf>,
@@ -97,6 +133,8 @@ pub(crate) struct SaveArgs {
     #[arg(value_name = "IMAGE")]
     pub(crate) images: Vec<String>,
     #[command(flatten)]
+    pub(crate) source_tls: SourceTls,
+    #[command(flatten)]
     pub(crate) transfer: TransferOptions,
     #[arg(long, value_name = "FILE")]
     pub(crate) json: Option<PathBuf>,
@@ -112,6 +150,8 @@ pub(crate) struct UploadArgs {
     pub(crate) list: Option<PathBuf>,
     #[arg(long = "image", value_name = "IMAGE")]
     pub(crate) images: Vec<String>,
+    #[command(flatten)]
+    pub(crate) target_tls: TargetTls,
     #[command(flatten)]
     pub(crate) transfer: TransferOptions,
     #[arg(long, value_name = "FILE")]
@@ -152,6 +192,8 @@ pub(crate) struct LoadArgs {
     pub(crate) address: Option<String>,
     #[arg(long, value_name = "NAME")]
     pub(crate) snapshotter: Option<String>,
+    #[command(flatten)]
+    pub(crate) source_tls: SourceTls,
     #[command(flatten)]
     pub(crate) transfer: TransferOptions,
     #[arg(long, value_name = "FILE")]
@@ -196,6 +238,10 @@ pub(crate) struct WatchArgs {
     pub(crate) platform: Option<String>,
     #[arg(long)]
     pub(crate) platform_as_manifest: bool,
+    #[command(flatten)]
+    pub(crate) source_tls: SourceTls,
+    #[command(flatten)]
+    pub(crate) target_tls: TargetTls,
     #[command(flatten)]
     pub(crate) transfer: TransferOptions,
 }

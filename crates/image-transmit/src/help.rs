@@ -166,7 +166,12 @@ fn localize(command: Command, key: &str) -> Command {
         command = command.mut_arg(&id, |argument| {
             // clap's "[default: …]" is English; the catalog text says the default itself.
             let has_default = !argument.get_default_values().is_empty();
-            argument.help(text).hide_default_value(has_default)
+            // So is "[possible values: …]"; the texts name the values themselves.
+            let takes_value = argument.get_action().takes_values();
+            argument
+                .help(text)
+                .hide_default_value(has_default)
+                .hide_possible_values(takes_value)
         });
     }
     let subcommands: Vec<String> = command
@@ -424,6 +429,7 @@ mod tests {
                 "Commands:",
                 "Examples:",
                 "[default:",
+                "[possible values",
                 "Print help",
                 "Print version",
                 "cli.",

@@ -256,6 +256,7 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
                         images: Vec::new(),
                         transfer,
                         json,
+                        target_tls: Default::default(),
                     })),
                 )
             }

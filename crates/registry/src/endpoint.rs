@@ -124,7 +124,8 @@ pub(crate) fn discovered_scheme(host: &str) -> Arc<OnceCell<Scheme>> {
 /// How to verify a registry's certificate.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsOptions {
-    /// Extra trusted CA certificates (PEM file), added to the system's roots.
+    /// Extra trusted CA certificates (a PEM file, or a directory of `*.crt` files), added to
+    /// the system's roots.
     pub ca_certificate: Option<PathBuf>,
     /// Accept any certificate. Only ever set by an explicit user choice.
     pub skip_verify: bool,
@@ -186,11 +187,29 @@ fn build_http_client(tls: &TlsOptions, user_agent: &str) -> Result<reqwest::Clie
 }
 
 /// The certificates of a `cacert:` PEM file.
+/// The CA certificates of a PEM file, or of every `*.crt` file in a directory (the layout of
+/// Docker's and skopeo's certificate directories, `certs.d/<host>/ca.crt`).
 fn ca_certificates(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>> {
     let ca_error = |detail: String| Error::CaCertificate {
         path: path.display().to_string(),
         detail,
     };
+    if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| ca_error(e.to_string()))?
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|file| file.extension().is_some_and(|ext| ext == "crt"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(ca_error("no *.crt file in the directory".to_string()));
+        }
+        let mut certificates = Vec::new();
+        for file in files {
+            certificates.extend(ca_certificates(&file)?);
+        }
+        return Ok(certificates);
+    }
     let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
     let certificates =
         reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_error(e.to_string()))?;

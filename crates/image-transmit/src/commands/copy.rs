@@ -27,12 +27,13 @@ pub(crate) async fn run(args: &CopyArgs, config: &Config) -> anyhow::Result<Exit
             platform: args.platform.clone(),
             transfer: args.transfer.clone(),
             json: args.json.clone(),
+            source_tls: args.source_tls.clone(),
             ..LoadArgs::default()
         };
         return super::load::run(&load, config).await;
     }
-    let (_, source) = open_source(config, &args.from)?;
-    let (target_entry, target) = open_target(config, &args.to)?;
+    let (_, source) = open_source(config, &args.from, &args.source_tls)?;
+    let (target_entry, target) = open_target(config, &args.to, &args.target_tls)?;
     let settings = JobSettings::new(config, args.transfer.maxconn, args.transfer.retries);
     let platforms = platform_filters(args.platform.as_deref(), config)?;
 

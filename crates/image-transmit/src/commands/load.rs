@@ -198,7 +198,7 @@ async fn plan_from_registry(
     from: &str,
     list_options: ListOptions,
 ) -> anyhow::Result<Planned> {
-    let (_, registry) = open_source(config, from)?;
+    let (_, registry) = open_source(config, from, &args.source_tls)?;
     let lines = read_lines(args.list.as_deref(), &args.inputs)?;
     let endpoint = list_endpoint(&registry);
     let options = ListOptions {

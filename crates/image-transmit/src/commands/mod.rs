@@ -30,6 +30,7 @@ use registry::{Credentials, Registry, RegistryOptions, RetryPolicy, TlsOptions};
 use rust_i18n::t;
 use tokio_util::sync::CancellationToken;
 
+use crate::cli::{SourceTls, TargetTls};
 use crate::config::{CacheConfig, Config, RegistryEntry};
 use crate::event_stream::EventStream;
 use crate::messages::{explain, explain_plan};
@@ -73,27 +74,36 @@ impl JobSettings {
     }
 }
 
-/// The source registry a `--from` names (a cfg.yaml name or an address), opened.
+/// The source registry a `--from` names (a cfg.yaml name or an address), opened, trusted as
+/// `--src-tls-verify` / `--src-cert-dir` say where given.
 pub(crate) fn open_source(
     config: &Config,
     name: &str,
+    tls: &SourceTls,
 ) -> anyhow::Result<(RegistryEntry, Registry)> {
-    let entry = config
+    let mut entry = config
         .resolve_source(name)
         .map_err(|e| UsageError(e.to_string()))?;
-    let registry = open_registry(&entry, config)?;
+    if let Some(directory) = &tls.cert_dir {
+        entry.cacert = Some(directory.clone());
+    }
+    let registry = open_registry_verifying(&entry, config, tls.verify)?;
     Ok((entry, registry))
 }
 
-/// The target registry a `--to` names, opened.
+/// The target registry a `--to` names, opened, with `--dest-tls-verify` / `--dest-cert-dir`.
 pub(crate) fn open_target(
     config: &Config,
     name: &str,
+    tls: &TargetTls,
 ) -> anyhow::Result<(RegistryEntry, Registry)> {
-    let entry = config
+    let mut entry = config
         .resolve_target(name)
         .map_err(|e| UsageError(e.to_string()))?;
-    let registry = open_registry(&entry, config)?;
+    if let Some(directory) = &tls.cert_dir {
+        entry.cacert = Some(directory.clone());
+    }
+    let registry = open_registry_verifying(&entry, config, tls.verify)?;
     Ok((entry, registry))
 }
 
@@ -135,6 +145,15 @@ pub(crate) async fn check_source(
 
 /// Opens a registry as a cfg.yaml entry describes it.
 pub(crate) fn open_registry(entry: &RegistryEntry, config: &Config) -> anyhow::Result<Registry> {
+    open_registry_verifying(entry, config, None)
+}
+
+/// Opens a registry; `verify`, from the command line, wins over cfg.yaml's TLS settings.
+fn open_registry_verifying(
+    entry: &RegistryEntry,
+    config: &Config,
+    verify: Option<bool>,
+) -> anyhow::Result<Registry> {
     let credentials = match (&entry.user, &entry.password) {
         // As in the original, both must be set; otherwise Docker's own login is used.
         (Some(user), Some(password)) if !user.is_empty() && !password.is_empty() => {
@@ -150,7 +169,10 @@ pub(crate) fn open_registry(entry: &RegistryEntry, config: &Config) -> anyhow::R
         credentials,
         tls: TlsOptions {
             ca_certificate: entry.cacert.clone(),
-            skip_verify: entry.skiptlsverify || entry.insecure || config.skiptlsverify,
+            skip_verify: verify.map_or(
+                entry.skiptlsverify || entry.insecure || config.skiptlsverify,
+                |verify| !verify,
+            ),
         },
         retry: RetryPolicy::default(),
         use_docker_config: true,

@@ -38,7 +38,7 @@ pub(crate) async fn run(args: &SaveArgs, config: &Config) -> anyhow::Result<Exit
             );
         }
     };
-    let (source_entry, source) = open_source(config, &args.from)?;
+    let (source_entry, source) = open_source(config, &args.from, &args.source_tls)?;
     let settings = JobSettings::new(config, args.transfer.maxconn, args.transfer.retries);
     let platforms = platform_filters(args.platform.as_deref(), config)?;
     let split_size = args

@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::messages::{explain, explain_registry, rewritten_images};
 
 pub(crate) async fn run(args: &UploadArgs, config: &Config) -> anyhow::Result<ExitCode> {
-    let (target_entry, target) = open_target(config, &args.to)?;
+    let (target_entry, target) = open_target(config, &args.to, &args.target_tls)?;
     let settings = JobSettings::new(config, args.transfer.maxconn, args.transfer.retries);
 
     let meta_path = args.meta.as_path();

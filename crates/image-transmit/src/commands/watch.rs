@@ -140,8 +140,8 @@ impl Schedule {
 }
 
 pub(crate) async fn run(args: &WatchArgs, config: &Config) -> anyhow::Result<ExitCode> {
-    let (_, source) = open_source(config, &args.from)?;
-    let (target_entry, target) = open_target(config, &args.to)?;
+    let (_, source) = open_source(config, &args.from, &args.source_tls)?;
+    let (target_entry, target) = open_target(config, &args.to, &args.target_tls)?;
     let settings = JobSettings::new(config, args.transfer.maxconn, args.transfer.retries);
     let platforms = platform_filters(args.platform.as_deref(), config)?;
     let schedule = Schedule::from_args(args, config)?;

@@ -350,3 +350,71 @@ fn a_system_without_trusted_roots_still_copies() {
         Some(image.digest.as_str())
     );
 }
+
+/// A self-signed registry given by address: trusted through skopeo's flags, a CA directory
+/// (`*.crt`, as Docker's certs.d) or no verification at all; refused without them.
+#[test]
+fn skopeos_tls_flags_trust_registries_given_by_address() {
+    let tls = TestRegistry::start_tls();
+    let plain = TestRegistry::start();
+    let image = push_docker_image(&plain, "team/app", "1", &[Layer::random(91, 5_000)]);
+    let dir = workdir();
+    let certs = dir.path().join("certs.d");
+    std::fs::create_dir(&certs).unwrap();
+    std::fs::copy(tls.ca_pem().unwrap(), certs.join("ca.crt")).unwrap();
+    let certs = certs.to_str().unwrap().to_string();
+    let copy = |from: &TestRegistry, to: &TestRegistry, line: &str, flags: &[&str]| {
+        let output = copy_between(dir.path(), from, to)
+            .args(flags)
+            .arg(line)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            format!("{}{}", stdout_of(&output), stderr_of(&output)),
+        )
+    };
+
+    // Into the TLS registry: refused, then trusted by its CA, then without verification.
+    let (code, text) = copy(&plain, &tls, "team/app:1", &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("TLS certificate"), "{text}");
+    let (code, text) = copy(&plain, &tls, "team/app:1", &["--dest-cert-dir", &certs]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = copy(
+        &plain,
+        &tls,
+        "team/app:1 -> team/app:2",
+        &["--dest-tls-verify=false"],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    for tag in ["1", "2"] {
+        assert_eq!(
+            served_digest(&tls, "team/app", tag),
+            Some(image.digest.clone()),
+            "{tag}"
+        );
+    }
+
+    // Out of it, the same way.
+    let back = TestRegistry::start();
+    let (code, text) = copy(&tls, &back, "team/app:1", &[]);
+    assert_eq!(code, Some(1), "{text}");
+    let (code, text) = copy(&tls, &back, "team/app:1", &["--src-cert-dir", &certs]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = copy(&tls, &back, "team/app:2", &["--src-tls-verify=false"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(served_digest(&back, "team/app", "2"), Some(image.digest));
+
+    // A CA directory without certificates is one clear sentence.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (code, text) = copy(
+        &tls,
+        &back,
+        "team/app:1",
+        &["--src-cert-dir", empty.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("no *.crt file"), "{text}");
+}
