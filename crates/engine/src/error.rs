@@ -19,7 +19,7 @@ pub enum Error {
     Part(#[from] crate::bundle::parts::PartError),
 
     #[error(transparent)]
-    Squashfs(#[from] crate::bundle::squashfs::SquashfsError),
+    Squashfs(Box<crate::bundle::squashfs::SquashfsError>),
 
     #[error("blob {digest} in {origin} is damaged: {error}")]
     DamagedBlob {
@@ -87,5 +87,13 @@ impl Error {
             path: path.display().to_string(),
             source,
         }
+    }
+}
+
+/// Boxed: a squashfs problem carries a path and an entry name, too large to pass by value in
+/// every `Result` of the engine.
+impl From<crate::bundle::squashfs::SquashfsError> for Error {
+    fn from(error: crate::bundle::squashfs::SquashfsError) -> Error {
+        Error::Squashfs(Box::new(error))
     }
 }

@@ -137,7 +137,7 @@ pub fn verify_bundle(meta_path: &Path) -> Result<VerifyReport> {
         let converted = match squashfs::convert(&meta, meta_path) {
             Ok(converted) => converted,
             Err(Error::Squashfs(problem)) => {
-                report.findings.push(Finding::Squashfs(problem));
+                report.findings.push(Finding::Squashfs(*problem));
                 return Ok(report);
             }
             Err(error) => return Err(error),

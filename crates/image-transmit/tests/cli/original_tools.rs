@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use testkit::TestRegistry;
 
 use crate::bundle_support::{
-    Meta, assert_served, assert_success, image_of_key, output_text, source_digests, upload,
+    Meta, assert_served, assert_success, output_text, source_digests, upload,
 };
 use crate::common::{image_transmit, served_digest, workdir};
 
@@ -200,7 +200,7 @@ fn every_kind_loads_into_a_docker_api() {
     let expected: BTreeMap<String, String> = Meta::read(&fixture(orig_tar))
         .manifests
         .iter()
-        .map(|(key, text)| (image_of_key(key), config_of(text)))
+        .map(|(key, text)| (crate::bundle_support::image_of_key(key), config_of(text)))
         .collect();
     assert_eq!(expected.len(), 3);
     for bundle in [

@@ -147,7 +147,7 @@ pub struct Converted {
 fn data_file(meta: &BundleMeta, meta_path: &Path) -> Result<(String, PathBuf)> {
     let mut files = meta.data_file_paths(meta_path)?;
     if files.len() != 1 {
-        return Err(Error::Squashfs(SquashfsError {
+        return Err(Error::from(SquashfsError {
             file: meta_path.to_path_buf(),
             problem: Problem::DataFiles(files.len()),
         }));
@@ -187,7 +187,7 @@ const RAW_SUFFIXES: [&str; 5] = [".json", ".raw", ".tar", ".tar.gz", ".tar.zst"]
 
 impl Images {
     fn fail(&self, index: usize, problem: Problem) -> Error {
-        Error::Squashfs(SquashfsError {
+        Error::from(SquashfsError {
             file: self.opened[index].squashfs.clone(),
             problem,
         })
@@ -686,7 +686,7 @@ pub fn convert(meta: &BundleMeta, meta_path: &Path) -> Result<Converted> {
     let directory = crate::bundle::meta::bundle_dir(meta_path);
     let (data_name, squashfs) = data_file(meta, meta_path)?;
     let image = Image::open(&squashfs).map_err(|problem| {
-        Error::Squashfs(SquashfsError {
+        Error::from(SquashfsError {
             file: squashfs.clone(),
             problem,
         })
