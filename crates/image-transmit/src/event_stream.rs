@@ -18,7 +18,7 @@ use engine::{Event, ImageId, Observer};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::messages::explain;
+use crate::messages::{explain, explain_for};
 use crate::progress::Progress;
 
 /// Set by the web UI for the jobs it starts.
@@ -128,7 +128,7 @@ impl Observer for EventStream {
         match event {
             Event::JobStarted { images } => emit(&json!({"kind": "job_started", "images": images})),
             Event::ImageInvalid { line, error } => {
-                emit(&json!({"kind": "invalid", "line": line, "error": explain(error)}));
+                emit(&json!({"kind": "invalid", "line": line, "error": explain_for(line, error)}));
             }
             Event::ImageStarted {
                 image,

@@ -7,6 +7,20 @@ use engine::plan::PlanError;
 use registry::reference::ReferenceProblem;
 use rust_i18n::t;
 
+/// Why `subject` (a list line or an image, printed just before) is invalid or failed, without
+/// naming it a second time where the plain explanation would.
+pub(crate) fn explain_for(subject: &str, error: &Error) -> String {
+    match error {
+        Error::Plan(PlanError::Reference(invalid)) if subject.contains(&invalid.text) => {
+            explain_reference(&invalid.problem)
+        }
+        Error::Registry(registry::Error::ManifestNotFound { host, .. }) => {
+            t!("error.not_on_source", registry = host).to_string()
+        }
+        other => explain(other),
+    }
+}
+
 /// One sentence explaining an error, in the current language.
 pub(crate) fn explain(error: &Error) -> String {
     match error {

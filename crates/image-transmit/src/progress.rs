@@ -14,7 +14,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rust_i18n::t;
 use tokio_util::sync::CancellationToken;
 
-use crate::messages::explain;
+use crate::messages::{explain, explain_for};
 use crate::status_format::{StatusCounts, format_status};
 
 /// Counts events and renders them. One per job.
@@ -195,7 +195,7 @@ impl Observer for Progress {
                 self.log(&t!(
                     "log.invalid_image",
                     line = line,
-                    reason = explain(error)
+                    reason = explain_for(line, error)
                 ));
             }
             Event::ImageStarted {
@@ -292,7 +292,7 @@ impl Observer for Progress {
                 self.log(&t!(
                     "log.image_failed",
                     image = source,
-                    reason = explain(error)
+                    reason = explain_for(&source, error)
                 ));
             }
             Event::BlobStarted { .. } | Event::BlobDone { .. } | Event::JobDone => {}

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{SourceTls, TargetTls};
 use crate::config::{CacheConfig, Config, RegistryEntry};
 use crate::event_stream::EventStream;
-use crate::messages::{explain, explain_plan};
+use crate::messages::{explain, explain_for, explain_plan};
 use crate::notify::Notifier;
 use crate::progress::Progress;
 use crate::status_format::format_bytes;
@@ -451,7 +451,7 @@ pub(crate) fn finish(report: &JobReport) -> ExitCode {
     if !report.invalid.is_empty() {
         println!("{}", t!("summary.invalid_images"));
         for (line, error) in &report.invalid {
-            println!("  {line}: {}", explain(error));
+            println!("  {line}: {}", explain_for(line, error));
         }
     }
     let failed: Vec<_> = report
@@ -465,7 +465,7 @@ pub(crate) fn finish(report: &JobReport) -> ExitCode {
     if !failed.is_empty() {
         println!("{}", t!("summary.failed_images"));
         for (image, error) in failed {
-            println!("  {}: {}", image.source, explain(error));
+            println!("  {}: {}", image.source, explain_for(&image.source, error));
         }
     }
     if report.all_done() {

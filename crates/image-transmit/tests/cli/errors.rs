@@ -47,7 +47,16 @@ fn malformed_reference_and_missing_image_are_invalid_not_fatal() {
     assert_eq!(output.status.code(), Some(1));
     let text = stdout_of(&output);
     assert!(text.contains("Team/Bad:1"), "{text}");
-    assert!(text.contains("team/missing:1 not found"), "{text}");
+    // Each line is named once, its reason after it.
+    assert!(
+        text.contains("team/missing:1: not found on source registry"),
+        "{text}"
+    );
+    assert!(!text.contains("Image team/missing:1 not found"), "{text}");
+    assert!(
+        text.contains("Team/Bad:1: repository names must be lowercase"),
+        "{text}"
+    );
     assert!(
         text.contains("3 images: 1 succeeded, 0 failed, 2 invalid"),
         "{text}"
