@@ -47,7 +47,8 @@ impl Progress {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             let status = multi.add(ProgressBar::new_spinner());
             status.set_style(
-                ProgressStyle::with_template("{spinner} {msg}")
+                // wide_msg: the status line is cut at the terminal's edge instead of wrapping.
+                ProgressStyle::with_template("{spinner} {wide_msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             Bars {
@@ -209,10 +210,12 @@ impl Observer for Progress {
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(*image, (source.clone(), target.clone()));
                 if let Some(bars) = &self.bars {
-                    let bar = bars.multi.add(ProgressBar::new(0));
+                    // No length until the manifests are read: an empty bar, not a full one.
+                    let bar = bars.multi.add(ProgressBar::no_length());
                     bar.set_style(
+                        // 56 columns before the name, which is cut to fit an 80-column terminal.
                         ProgressStyle::with_template(
-                            "  [{bar:24}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} {msg}",
+                            "  [{bar:20}] {bytes:>9}/{total_bytes:<9} {bytes_per_sec:>11} {wide_msg}",
                         )
                         .map(|style| style.progress_chars("=> "))
                         .unwrap_or_else(|_| ProgressStyle::default_bar()),

@@ -418,3 +418,80 @@ fn skopeos_tls_flags_trust_registries_given_by_address() {
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("no *.crt file"), "{text}");
 }
+
+/// On an 80-column terminal the progress fits: every line drawn is at most 80 columns, and an
+/// image's bar starts empty (its size unknown), never full.
+#[cfg(unix)]
+#[test]
+fn progress_bars_fit_80_columns_and_start_empty() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    push_docker_image(&source, "team/app", "1", &[Layer::random(93, 200_000)]);
+    let binary = assert_cmd::cargo::cargo_bin("image-transmit");
+    let command = format!(
+        "stty cols 80 rows 30; LANG=C.UTF-8 {} copy --from {} --to {}/a-rather-long-namespace-for-seeing-the-width team/app:1",
+        binary.display(),
+        source.url(),
+        target.url()
+    );
+    let output = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    let drawn = String::from_utf8_lossy(&output.stdout);
+    assert!(drawn.contains("1 images: 1 succeeded"), "{drawn}");
+    // Every cursor movement or line end starts a new drawn line.
+    let escape = drawn_lines(&drawn);
+    // The bars and the spinner's status line; the log lines and the final status above them
+    // are text, and wrap as text does.
+    let is_spinner = |c: char| ('\u{2800}'..='\u{28ff}').contains(&c);
+    let progress: Vec<&String> = escape
+        .iter()
+        .filter(|line| line.starts_with("  [") || line.starts_with(is_spinner))
+        .collect();
+    assert!(
+        progress.iter().any(|line| line.contains("All:")),
+        "{drawn:?}"
+    );
+    for line in progress {
+        assert!(
+            line.chars().count() <= 80,
+            "{} columns: {line:?}",
+            line.chars().count()
+        );
+    }
+    let first_bar = escape
+        .iter()
+        .find(|line| line.trim_start().starts_with('['))
+        .unwrap_or_else(|| panic!("no bar drawn: {drawn:?}"));
+    assert!(
+        first_bar.contains("[                    ]"),
+        "{first_bar:?}"
+    );
+}
+
+/// The text between terminal control sequences and line ends.
+fn drawn_lines(text: &str) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => {
+                // CSI: ESC [ parameters final-letter.
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    for c in chars.by_ref() {
+                        if c.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                }
+                lines.push(String::new());
+            }
+            '\r' | '\n' => lines.push(String::new()),
+            c => lines.last_mut().unwrap().push(c),
+        }
+    }
+    lines.retain(|line| !line.is_empty());
+    lines
+}
