@@ -449,10 +449,7 @@ fn progress_bars_fit_80_columns_and_start_empty() {
         .iter()
         .filter(|line| line.starts_with("  [") || line.starts_with(is_spinner))
         .collect();
-    assert!(
-        progress.iter().any(|line| line.contains("All:")),
-        "{drawn:?}"
-    );
+    assert!(!progress.is_empty(), "{drawn:?}");
     for line in progress {
         assert!(
             line.chars().count() <= 80,
