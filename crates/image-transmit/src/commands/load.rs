@@ -143,7 +143,13 @@ pub(crate) async fn run(args: &LoadArgs, config: &Config) -> anyhow::Result<Exit
         None => plan_from_bundle(args, &list_options)?,
     };
 
-    let platforms = match platform_filters(args.platform.as_deref(), config)?.as_slice() {
+    let chosen = platform_filters(args.platform.as_deref(), config)?;
+    let platform_key = if chosen.is_empty() {
+        "load.platform"
+    } else {
+        "load.platform_chosen"
+    };
+    let platforms = match chosen.as_slice() {
         [] => vec![opened.platform.clone()],
         chosen => chosen.to_vec(),
     };
@@ -155,7 +161,7 @@ pub(crate) async fn run(args: &LoadArgs, config: &Config) -> anyhow::Result<Exit
     println!(
         "{}",
         t!(
-            "load.platform",
+            platform_key,
             platform = platform_label,
             engine = opened.name
         )

@@ -86,6 +86,11 @@ fn copy_to_docker_loads_renamed_images_and_the_daemons_platform_of_an_index() {
         );
     }
     assert!(!printed.contains("-> docker/"), "{printed}");
+    // Said of the engine, true whether or not any image had several platforms.
+    assert!(
+        printed.contains("Loading into docker, which runs linux/"),
+        "{printed}"
+    );
     let amd64 = multi
         .children
         .iter()
