@@ -216,7 +216,7 @@ pub(crate) fn explain_registry(error: &registry::Error) -> String {
             with_detail(t!(key, registry = host).to_string(), detail)
         }
         E::TlsVerification { host, detail } => {
-            t!("error.tls_verify_failed", registry = host, detail = detail).to_string()
+            with_detail(t!("error.tls_verify_failed", registry = host).to_string(), detail)
         }
         E::Unauthorized { host } => t!("error.auth_failed", registry = host).to_string(),
         E::AuthenticationRequired { host } => {
@@ -261,7 +261,7 @@ pub(crate) fn explain_registry(error: &registry::Error) -> String {
         )
         .to_string(),
         E::Transfer { host, detail } => {
-            t!("error.transfer", registry = host, detail = detail).to_string()
+            with_detail(t!("error.transfer", registry = host).to_string(), detail)
         }
         E::DigestMismatch {
             expected, actual, ..

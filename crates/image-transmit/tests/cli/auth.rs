@@ -490,7 +490,7 @@ fn skiptlsverify_accepts_a_certificate_nobody_vouches_for() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", output_text(&output));
     assert!(
-        stderr_of(&output).contains("TLS certificate verification failed"),
+        stderr_of(&output).contains("is not trusted"),
         "{}",
         output_text(&output)
     );

@@ -203,7 +203,7 @@ fn a_blob_corrupted_at_every_read_fails_the_image_and_commits_nothing() {
 
 /// Fails today: the engine's digest check ends the upload's body stream with a
 /// `DigestMismatch`, but the registry client reports any failed upload request as a transfer
-/// failure of the *target* (`connection to TARGET failed while transferring data: …`), with
+/// failure of the *target* ("the connection to TARGET broke while transferring data"), with
 /// the mismatch buried at the end of a long chain that also holds the upload URL and state.
 #[test]
 fn a_corrupted_blob_is_reported_as_a_digest_mismatch() {
