@@ -215,9 +215,10 @@ pub(crate) fn explain_registry(error: &registry::Error) -> String {
             };
             with_detail(t!(key, registry = host).to_string(), detail)
         }
-        E::TlsVerification { host, detail } => {
-            with_detail(t!("error.tls_verify_failed", registry = host).to_string(), detail)
-        }
+        E::TlsVerification { host, detail } => with_detail(
+            t!("error.tls_verify_failed", registry = host).to_string(),
+            detail,
+        ),
         E::Unauthorized { host } => t!("error.auth_failed", registry = host).to_string(),
         E::AuthenticationRequired { host } => {
             t!("error.auth_required", registry = host).to_string()
