@@ -333,3 +333,56 @@ fn verify_reports_every_fault_and_what_an_increment_needs() {
     let text = output_text(&output);
     assert!(text.contains("which is NOT beside it"), "{text}");
 }
+
+/// Every increment loads into Podman's Docker API with its base given by `--base`: an engine
+/// keeps no earlier layers to build on. Each image is there with the source's image ID.
+#[cfg(unix)]
+#[test]
+fn every_increment_loads_into_a_docker_api_with_its_base() {
+    let orig_full = "orig-tar/data/20261202/img_full_202612020153_meta.yaml";
+    let fork_full = "fork-both/full/data/20261202/img_full_202612020155_amd64.tar";
+    for (increment, base, images) in [
+        (
+            "orig-tar/data/20261202/img_incr_202612020153_meta.yaml",
+            orig_full,
+            &[IMG3, IMG4][..],
+        ),
+        (
+            "orig-tar-incr-samerepo/data/20261202/img_incr_202612020155_meta.yaml",
+            orig_full,
+            &[IMG0_V2][..],
+        ),
+        (
+            "fork-both/incr/data/20261202/img_incr_202612020155_amd64.tar",
+            fork_full,
+            &[IMG3, IMG4][..],
+        ),
+        (
+            "fork-both/incr-samerepo/data/20261202/img0_v2_incr_from_latest_amd64.tar",
+            fork_full,
+            &[IMG0_V2][..],
+        ),
+    ] {
+        let podman = testkit::TestPodman::start();
+        let output = image_transmit(workdir().path())
+            .env("DOCKER_HOST", podman.docker_host())
+            .args([
+                "load",
+                "--to",
+                "docker",
+                fixture(increment).to_str().unwrap(),
+            ])
+            .args(["--base", fixture(base).to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_success(&output);
+        for (image, _) in images {
+            let name = format!("127.0.0.1:5901/{image}");
+            assert!(
+                podman.image_id(&name).is_some(),
+                "{increment}: {name} among {:?}",
+                podman.tags()
+            );
+        }
+    }
+}
