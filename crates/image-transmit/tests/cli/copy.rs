@@ -468,6 +468,7 @@ fn progress_bars_fit_80_columns_and_start_empty() {
 }
 
 /// The text between terminal control sequences and line ends.
+#[cfg(unix)]
 fn drawn_lines(text: &str) -> Vec<String> {
     let mut lines = vec![String::new()];
     let mut chars = text.chars().peekable();
