@@ -153,36 +153,71 @@ impl Registry {
 
     /// Every tag of a repository, following `Link` pagination.
     pub async fn list_tags(&self, repository: &str) -> Result<Vec<String>> {
-        let mut tags = Vec::new();
-        let mut next = Some(format!("{repository}/tags/list?n=1000"));
-        while let Some(path) = next.take() {
-            let (page, following) = self
-                .retry_reads(|| self.fetch_tag_page(repository, &path))
-                .await?;
-            tags.extend(page);
-            next = following;
-        }
-        Ok(tags)
+        let subject = format!("repository {repository}");
+        self.list_paged(
+            format!("{repository}/tags/list?n=1000"),
+            &[Scope::pull(repository)],
+            repository,
+            "tags",
+            &subject,
+            usize::MAX,
+        )
+        .await
     }
 
-    /// One page of a tag list and the path of the next page, if any.
-    async fn fetch_tag_page(
+    /// The registry's repositories from its catalog (`/v2/_catalog`), up to `limit` of them.
+    /// Many registries restrict or disable the catalog; callers treat an error as "unknown".
+    pub async fn list_repositories(&self, limit: usize) -> Result<Vec<String>> {
+        self.list_paged(
+            "_catalog?n=1000".to_string(),
+            &[],
+            "",
+            "repositories",
+            "the catalog",
+            limit,
+        )
+        .await
+    }
+
+    /// The names a paged list answers with under `field`, following `Link` pagination, up to
+    /// `limit` of them.
+    async fn list_paged(
         &self,
+        first: String,
+        scopes: &[Scope],
         repository: &str,
-        path: &str,
-    ) -> Result<(Vec<String>, Option<String>)> {
-        #[derive(serde::Deserialize)]
-        struct TagList {
-            tags: Option<Vec<String>>,
+        field: &str,
+        subject: &str,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        let mut next = Some(first);
+        while let Some(path) = next.take()
+            && names.len() < limit
+        {
+            let (page, following) = self
+                .retry_reads(|| self.fetch_page(&path, scopes, repository, field, subject))
+                .await?;
+            names.extend(page);
+            next = following;
         }
-        let response = self
-            .send(Method::GET, path, &[Scope::pull(repository)], &|r| r)
-            .await?;
+        names.truncate(limit);
+        Ok(names)
+    }
+
+    /// One page of a list and the path of the next page, if any.
+    async fn fetch_page(
+        &self,
+        path: &str,
+        scopes: &[Scope],
+        repository: &str,
+        field: &str,
+        subject: &str,
+    ) -> Result<(Vec<String>, Option<String>)> {
+        let response = self.send(Method::GET, path, scopes, &|r| r).await?;
         if response.status() != StatusCode::OK {
             return Err(self
-                .unexpected(response, "GET", repository, || {
-                    format!("repository {repository}")
-                })
+                .unexpected(response, "GET", repository, || subject.to_string())
                 .await);
         }
         let next = response
@@ -191,47 +226,22 @@ impl Registry {
             .and_then(|v| v.to_str().ok())
             .and_then(next_link);
         let body = response.bytes().await.map_err(|e| self.transfer(&e))?;
-        let page: TagList = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
+        let protocol = |detail: String| Error::Protocol {
             host: self.host().to_string(),
-            detail: format!("tag list of {repository}: {e}"),
-        })?;
-        Ok((page.tags.unwrap_or_default(), next))
-    }
-}
-
-impl Registry {
-    /// The registry's repositories from its catalog (`/v2/_catalog`), up to `limit` of them.
-    /// Many registries restrict or disable the catalog; callers treat an error as "unknown".
-    pub async fn list_repositories(&self, limit: usize) -> Result<Vec<String>> {
-        #[derive(serde::Deserialize)]
-        struct Catalog {
-            repositories: Option<Vec<String>>,
-        }
-        let mut repositories = Vec::new();
-        let mut next = Some("_catalog?n=1000".to_string());
-        while let Some(path) = next.take()
-            && repositories.len() < limit
-        {
-            let response = self.send(Method::GET, &path, &[], &|r| r).await?;
-            if response.status() != StatusCode::OK {
-                return Err(self
-                    .unexpected(response, "GET", "", || "the catalog".to_string())
-                    .await);
-            }
-            next = response
-                .headers()
-                .get(LINK)
-                .and_then(|v| v.to_str().ok())
-                .and_then(next_link);
-            let body = response.bytes().await.map_err(|e| self.transfer(&e))?;
-            let page: Catalog = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
-                host: self.host().to_string(),
-                detail: format!("catalog: {e}"),
-            })?;
-            repositories.extend(page.repositories.unwrap_or_default());
-        }
-        repositories.truncate(limit);
-        Ok(repositories)
+            detail: format!("{subject}: {detail}"),
+        };
+        let page: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| protocol(e.to_string()))?;
+        let names = match &page[field] {
+            serde_json::Value::Null => Vec::new(),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(|item| item.as_str().map(str::to_string))
+                .collect::<Option<Vec<String>>>()
+                .ok_or_else(|| protocol(format!("{field} holds a value that is not text")))?,
+            _ => return Err(protocol(format!("{field} is not a list"))),
+        };
+        Ok((names, next))
     }
 }
 
