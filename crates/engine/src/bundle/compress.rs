@@ -20,9 +20,9 @@ const LEVEL: i32 = 3;
 
 /// Counts and hashes what passes to the file, so the compressed part's size and sha256 are
 /// known without reading it back.
-struct Hashing<W> {
-    inner: W,
-    hasher: DigestHasher,
+pub(crate) struct Hashing<W> {
+    pub(crate) inner: W,
+    pub(crate) hasher: DigestHasher,
 }
 
 impl<W: Write> Write for Hashing<W> {
@@ -158,14 +158,15 @@ fn decompress(source: &Path, target: &Path, name: &str, compression: &str) -> Re
         "lz4" => std::io::copy(&mut lz4_flex::frame::FrameDecoder::new(input), &mut output)
             .map_err(|e| corrupt(e.to_string()))?,
         "xz" => {
-            let mut counting = Counting {
+            // lzma-rs does not say how much it wrote.
+            let mut counting = Hashing {
                 inner: &mut output,
-                written: 0,
+                hasher: DigestHasher::new(),
             };
             let mut input = input;
             lzma_rs::xz_decompress(&mut input, &mut counting)
                 .map_err(|e| corrupt(e.to_string()))?;
-            counting.written
+            counting.hasher.len()
         }
         other => {
             return Err(Error::Part(PartError::Compressed {
@@ -184,23 +185,5 @@ fn other_compression(name: &str) -> &'static str {
         "squashfs"
     } else {
         "unknown"
-    }
-}
-
-/// Counts what passes through, for decoders that do not say how much they wrote.
-struct Counting<W> {
-    inner: W,
-    written: u64,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let written = self.inner.write(buf)?;
-        self.written += written as u64;
-        Ok(written)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
     }
 }

@@ -28,7 +28,7 @@ use registry::manifest::{self, Descriptor, ParsedManifest};
 use registry::{Digest, DigestHasher};
 use serde_json::Value;
 
-use crate::bundle::compress::{Unpacked, scratch_directory};
+use crate::bundle::compress::{Hashing, Unpacked, scratch_directory};
 use crate::bundle::meta::{BaseBlob, BaseRef, BundleMeta, Compressor, Entry, FORMAT_VERSION};
 use crate::bundle::parts::{check_parts, entry_name};
 use crate::error::{Error, Result};
@@ -292,24 +292,6 @@ impl Images {
             ));
         }
         Ok(bytes)
-    }
-}
-
-/// Counts and hashes what passes.
-struct Hashing<W> {
-    inner: W,
-    hasher: DigestHasher,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let written = self.inner.write(buf)?;
-        self.hasher.update(&buf[..written]);
-        Ok(written)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }
 
