@@ -254,7 +254,8 @@ pub(crate) struct LoadedConfig {
 }
 
 /// Which list a registry name is looked up in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum Side {
     Source,
     Target,

@@ -7,6 +7,7 @@
 mod cli;
 mod commands;
 mod config;
+mod config_edit;
 mod event_stream;
 mod help;
 mod i18n;
@@ -314,6 +315,8 @@ fn load_config(global: &GlobalOptions) -> Result<Config, ConfigError> {
         }
         None => Config::default(),
     };
+    let mut config = config;
+    ui::registries::add_session_registries(&mut config);
     Ok(config)
 }
 

@@ -255,12 +255,24 @@ impl Browser {
             assert!(
                 started.elapsed() < limit,
                 "{selector} did not show what was awaited within {limit:?}; it shows {text:?}; \
-                 the log shows {:?}; the message {:?}",
-                self.text("#log"),
-                self.text("#message")
+                 the job's log shows {:?}; the notice {:?}",
+                self.run(
+                    "const e = document.getElementById('job-log'); return e ? e.textContent : '';",
+                    json!([])
+                ),
+                self.text("[data-testid=notice]")
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Makes the window `width` × `height` pixels, as a person resizing it would.
+    pub fn resize(&self, width: u32, height: u32) {
+        self.call(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        );
     }
 
     /// A PNG of the window, written to `path`.

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use registry::Digest;
-use registry::manifest::ImageManifest;
+use registry::manifest::{ImageManifest, IndexManifest};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use super::parts::EntryLocation;
@@ -681,6 +681,36 @@ impl BundleMeta {
             }
         }
         sizes
+    }
+
+    /// The bytes of blobs an image of this bundle consists of (config and layers, of every
+    /// platform the bundle holds for an index), each blob counted once, whether this bundle
+    /// carries it or leaves it to a base. `None` for a key the meta does not hold.
+    pub fn image_size(&self, key: &str) -> Option<u64> {
+        let text = self.manifests.get(key)?;
+        let mut blobs: HashMap<String, u64> = HashMap::new();
+        let mut add = |image: &ImageManifest| {
+            for blob in image.blobs() {
+                blobs
+                    .entry(blob.digest.as_str().to_string())
+                    .or_insert(blob.size);
+            }
+        };
+        let mut children: Vec<ImageManifest> = Vec::new();
+        if let Ok(image) = serde_json::from_str::<ImageManifest>(text) {
+            add(&image);
+        } else if let Ok(index) = serde_json::from_str::<IndexManifest>(text) {
+            children = index
+                .manifests
+                .iter()
+                .filter_map(|child| self.child_manifests.get(child.digest.as_str()))
+                .filter_map(|child| serde_json::from_str::<ImageManifest>(child).ok())
+                .collect();
+        }
+        for child in &children {
+            add(child);
+        }
+        Some(blobs.values().sum())
     }
 
     /// The media type of a manifest of this bundle: `media_types[key]` (key = image key or

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use engine::CopyOptions;
 use engine::bundle::parts::check_parts;
 use engine::bundle::reader::BundleReader;
-use engine::plan::{self, ImagePair, ListOptions};
+use engine::plan::{self, ImagePair, InvalidLine, ListOptions};
 use engine::transport::ImageSource;
 use engine::transport::registry::RegistryDestination;
 use registry::manifest::{self, ParsedManifest};
@@ -19,25 +19,70 @@ use rust_i18n::t;
 
 use super::{JobSettings, RunError, Sink, finish, list_endpoint, open_target, run_job};
 use crate::cli::UploadArgs;
-use crate::config::Config;
+use crate::config::{Config, RegistryEntry};
 use crate::messages::{explain, explain_registry, rewritten_images};
 
 pub(crate) async fn run(args: &UploadArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let (target_entry, target) = open_target(config, &args.to, &args.target_tls)?;
     let settings = JobSettings::new(config, args.transfer.maxconn, args.transfer.retries);
-
     let meta_path = args.meta.as_path();
+    let lines = match (&args.list, args.images.is_empty()) {
+        (None, true) => None,
+        (list, _) => Some(super::read_lines(list.as_deref(), &args.images)?),
+    };
+    let prepared = prepare(meta_path, &target_entry, &target, lines).await?;
+    warn_rewritten(&prepared.reader);
+
+    let options = CopyOptions {
+        max_connections: settings.max_connections,
+        retries: settings.retries,
+        ..CopyOptions::default()
+    };
+    let report = run_job(
+        "upload",
+        Arc::new(prepared.reader),
+        Sink::Pieces(Arc::new(RegistryDestination::new(target.clone()))),
+        options,
+        &settings,
+        prepared.pairs,
+        prepared.invalid,
+    )
+    .await;
+    if let Some(path) = &args.json {
+        crate::report::write(
+            path,
+            "upload",
+            &meta_path.display().to_string(),
+            target.host(),
+            &report,
+        )?;
+    }
+    Ok(finish(&report))
+}
+
+/// An upload checked and planned, nothing pushed yet.
+pub(crate) struct PreparedUpload {
+    pub(crate) reader: BundleReader,
+    pub(crate) pairs: Vec<ImagePair>,
+    pub(crate) invalid: Vec<InvalidLine>,
+}
+
+/// Everything an upload checks before it pushes anything: every data file there with its
+/// size, the target reachable with the credentials, and every blob an incremental bundle leaves
+/// to its bases already on the target. `lines` picks images; `None` means all of the bundle's.
+/// The web UI runs this alone to show what an upload would do.
+pub(crate) async fn prepare(
+    meta_path: &Path,
+    target_entry: &RegistryEntry,
+    target: &Registry,
+    lines: Option<Vec<String>>,
+) -> anyhow::Result<PreparedUpload> {
     refuse_damaged_parts(meta_path)?;
     let mut reader = BundleReader::open(meta_path).map_err(|e| RunError(explain(&e)))?;
-    warn_rewritten(&reader);
-
-    let lines = match (&args.list, args.images.is_empty()) {
-        (None, true) => reader.image_keys(),
-        (list, _) => super::read_lines(list.as_deref(), &args.images)?,
-    };
+    let lines = lines.unwrap_or_else(|| reader.image_keys());
     let options = ListOptions {
         source: None,
-        target: Some(list_endpoint(&target)),
+        target: Some(list_endpoint(target)),
         target_namespace: target_entry.repository.clone().filter(|n| !n.is_empty()),
     };
     let (pairs, invalid) = plan::plan(&lines, &options);
@@ -61,36 +106,14 @@ pub(crate) async fn run(args: &UploadArgs, config: &Config) -> anyhow::Result<Ex
             (digest, targets)
         })
         .collect();
-    let locations = find_unplaced_base_blobs(&target, locations).await;
+    let locations = find_unplaced_base_blobs(target, locations).await;
     reader.set_base_locations(locations);
-    refuse_missing_base_blobs(&reader, &target, &pairs).await?;
-
-    let options = CopyOptions {
-        max_connections: settings.max_connections,
-        retries: settings.retries,
-        ..CopyOptions::default()
-    };
-    let reader = Arc::new(reader);
-    let report = run_job(
-        "upload",
-        reader.clone(),
-        Sink::Pieces(Arc::new(RegistryDestination::new(target.clone()))),
-        options,
-        &settings,
+    refuse_missing_base_blobs(&reader, target, &pairs).await?;
+    Ok(PreparedUpload {
+        reader,
         pairs,
         invalid,
-    )
-    .await;
-    if let Some(path) = &args.json {
-        crate::report::write(
-            path,
-            "upload",
-            &meta_path.display().to_string(),
-            target.host(),
-            &report,
-        )?;
-    }
-    Ok(finish(&report))
+    })
 }
 
 /// A squashfs bundle's images reach the target under new digests: one warning line each.

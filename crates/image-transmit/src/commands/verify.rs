@@ -14,32 +14,53 @@ use crate::cli::VerifyArgs;
 use crate::messages::{explain, explain_part, explain_squashfs, rewritten_images};
 
 pub(crate) async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
-    let meta: &Path = &args.meta;
+    let outcome = check(&args.meta).await?;
+    for line in &outcome.notes {
+        println!("{line}");
+    }
+    for line in &outcome.faults {
+        println!("  {line}");
+    }
+    println!("{}", outcome.summary);
+    if let Some(line) = &outcome.increment {
+        println!("{line}");
+    }
+    Ok(if outcome.faults.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// A bundle's check, said in the user's language: what `verify` prints and the web UI shows.
+pub(crate) struct VerifyOutcome {
+    /// Images a squashfs bundle delivers under new digests.
+    pub(crate) notes: Vec<String>,
+    /// One sentence per fault; none means the bundle is sound.
+    pub(crate) faults: Vec<String>,
+    pub(crate) summary: String,
+    /// For an increment, what else it needs and where that is.
+    pub(crate) increment: Option<String>,
+}
+
+pub(crate) async fn check(meta: &Path) -> anyhow::Result<VerifyOutcome> {
     let path = meta.to_path_buf();
     let report = tokio::task::spawn_blocking(move || verify_bundle(&path))
         .await?
         .map_err(|e| RunError(explain(&e)))?;
-    for line in rewritten_images(&report.rewritten) {
-        println!("{line}");
-    }
-    for finding in &report.findings {
-        println!("  {}", describe(finding));
-    }
-    println!(
-        "{}",
-        t!(
-            "verify.summary",
-            meta = meta.display(),
-            parts = report.parts,
-            blobs = report.blobs,
-            images = report.images,
-            faults = report.findings.len()
-        )
-    );
+    let summary = t!(
+        "verify.summary",
+        meta = meta.display(),
+        parts = report.parts,
+        blobs = report.blobs,
+        images = report.images,
+        faults = report.findings.len()
+    )
+    .to_string();
     // An increment checks out alone; say what else it needs, or "0 faults" misleads.
-    if report.left_to_bases > 0 {
+    let increment = (report.left_to_bases > 0).then(|| {
         let count = report.left_to_bases;
-        let line = match report.bases.as_slice() {
+        match report.bases.as_slice() {
             [] => t!("verify.increment_unnamed", count = count).to_string(),
             bases => bases
                 .iter()
@@ -53,13 +74,13 @@ pub(crate) async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
                 })
                 .collect::<Vec<_>>()
                 .join("\n"),
-        };
-        println!("{line}");
-    }
-    Ok(if report.findings.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+        }
+    });
+    Ok(VerifyOutcome {
+        notes: rewritten_images(&report.rewritten),
+        faults: report.findings.iter().map(describe).collect(),
+        summary,
+        increment,
     })
 }
 

@@ -46,7 +46,7 @@ impl Job {
             "id": self.id,
             "mode": self.mode,
             "started": jiff::Timestamp::try_from(self.started)
-                .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .map(|t| t.round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default())
                 .unwrap_or_default(),
             "running": outcome.is_none(),
             "outcome": outcome,
@@ -108,10 +108,14 @@ pub(crate) fn start(
     id: u64,
     mode: &str,
     arguments: Vec<String>,
+    environment: &[(&str, String)],
     report_path: PathBuf,
 ) -> std::io::Result<Arc<Job>> {
     let mut command = Command::new(std::env::current_exe()?);
     command.args(&arguments).env(event_stream::ENABLE, "1");
+    for (name, value) in environment {
+        command.env(name, value);
+    }
     // A watch never ends with a report; every other job leaves one for the history.
     if mode != "watch" {
         command.arg("--json").arg(&report_path);
@@ -186,13 +190,8 @@ async fn wait(mut child: Child, kill: oneshot::Receiver<()>) -> Option<i32> {
 }
 
 fn finish(job: &Job, code: Option<i32>) {
-    // The job's list and its configuration copy (which holds the passwords of registries added
-    // on the page) go with it; its report stays for the history.
-    let stem = job.report_path.with_extension("");
-    let stem = stem.display();
-    for leftover in [format!("{stem}.lst"), format!("{stem}-cfg.yaml")] {
-        let _ = std::fs::remove_file(leftover);
-    }
+    // The job's list goes with it; its report stays for the history.
+    let _ = std::fs::remove_file(job.report_path.with_extension("lst"));
     let report = std::fs::read(&job.report_path)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());

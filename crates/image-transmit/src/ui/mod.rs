@@ -1,29 +1,32 @@
-//! The local web UI (`image-transmit ui`), in place of the original's Windows GUI: the same
-//! controls (source, target, threads, retries, full or incremental, single file, the image list,
-//! Transmit / Save / Upload / Verify / Watch / Stop, the log and the status line), in a browser,
-//! on any system.
+//! The local web UI (`image-transmit ui`), in place of the original's Windows GUI, made for the
+//! person at a jump host who does not know Docker: three tasks on screens of their own (copy
+//! between registries, make an offline package, import one into a registry or the local Docker
+//! / containerd), plus watch, past jobs and settings, with the original's words on the buttons.
 //!
 //! It listens on loopback and answers only requests that carry the random token printed with
-//! its address (`?token=` or the `x-token` header), so another local user or a web page cannot
-//! drive it. Registry passwords go from the page to the server, never back. The page and its
-//! script are compiled into the binary; its words come from the same catalogs as the command
-//! line (`ui.*` keys). Jobs run as the command line does, in a child process (`jobs`).
+//! its address (`?token=` or the `x-token` header) and name a loopback host, so another local
+//! user or a web page cannot drive it. Registry passwords go from the page to the server, never
+//! back. The page and its script are compiled into the binary; its words come from the same
+//! catalogs as the command line (`ui.*` keys), and each request's `x-lang` header picks the
+//! language of the sentences the server sends. Jobs run as the command line does, in a child
+//! process (`jobs`) that speaks the page's language.
 
+mod bundles;
 mod jobs;
+pub(crate) mod registries;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path as UrlPath, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use engine::bundle::meta::BundleMeta;
 use engine::plan::{self, ListOptions};
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -32,7 +35,7 @@ use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 
 use crate::commands::{list_endpoint, open_registry};
-use crate::config::{Config, RegistryEntry};
+use crate::config::{Config, RegistryEntry, Side};
 use crate::messages::{explain, explain_plan, explain_registry};
 
 const PAGE: &str = include_str!("assets/index.html");
@@ -41,17 +44,17 @@ const STYLE: &str = include_str!("assets/app.css");
 /// The English catalog, read for the list of `ui.*` and `status.*` keys the page needs.
 const CATALOG: &str = include_str!("../../locales/en.yml");
 
-/// Where the UI's own files go: job reports and the configuration with registries added on
-/// the page.
+/// Where the UI's own files go: job reports and lists (never passwords).
 const UI_DIR: &str = "data/ui";
 
 /// Everything the handlers share.
 pub(crate) struct UiState {
     token: String,
-    /// cfg.yaml as found at start, if any: its text is the base of each job's configuration.
-    config_path: Option<PathBuf>,
-    config: Config,
-    /// Registries added on the page for this run, as (side, entry).
+    /// cfg.yaml as found at start, or as first written by a registry kept from the page.
+    config_path: Mutex<Option<PathBuf>>,
+    /// cfg.yaml as read at start, read again when the page keeps a registry in it.
+    config: RwLock<Config>,
+    /// Registries added on the page for this run only, as (side, entry).
     added: Mutex<Vec<(Side, RegistryEntry)>>,
     jobs: Mutex<Vec<Arc<jobs::Job>>>,
     /// Jobs of earlier runs of the UI, from the reports they left in [`UI_DIR`], oldest first.
@@ -59,19 +62,12 @@ pub(crate) struct UiState {
     language: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Side {
-    Source,
-    Target,
-}
-
 impl UiState {
     pub(crate) fn new(config_path: Option<PathBuf>, config: Config, language: String) -> UiState {
         UiState {
             token: random_token(),
-            config_path,
-            config,
+            config_path: Mutex::new(config_path),
+            config: RwLock::new(config),
             added: Mutex::new(Vec::new()),
             jobs: Mutex::new(Vec::new()),
             earlier: earlier_jobs(Path::new(UI_DIR)),
@@ -83,15 +79,24 @@ impl UiState {
         &self.token
     }
 
+    /// The configuration as it stands (cfg.yaml, with what the page kept in it).
+    fn config(&self) -> Config {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Every registry of a side: cfg.yaml's, then those held for this run.
     fn entries(&self, side: Side) -> Vec<RegistryEntry> {
+        let config = self.config();
         let configured = match side {
-            Side::Source => &self.config.source,
-            Side::Target => &self.config.target,
+            Side::Source => config.source,
+            Side::Target => config.target,
         };
         let added = self.added.lock().unwrap_or_else(|p| p.into_inner());
         configured
-            .iter()
-            .cloned()
+            .into_iter()
             .chain(
                 added
                     .iter()
@@ -153,7 +158,7 @@ fn earlier_jobs(directory: &Path) -> Vec<Value> {
                 "id": index + 1,
                 "mode": mode,
                 "started": jiff::Timestamp::try_from(when)
-                    .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+                    .map(|t| t.round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default())
                     .unwrap_or_default(),
                 "running": false,
                 "outcome": {"exit": u8::from(troubled), "report": report},
@@ -189,17 +194,18 @@ fn router(state: Arc<UiState>) -> Router {
         .route("/", get(page))
         .route("/api/state", get(ui_state))
         .route("/api/i18n", get(catalog))
-        .route("/api/registries", post(add_registry))
-        .route("/api/verify", post(verify))
+        .route("/api/registries", post(registries::add))
+        .route("/api/registries/test", post(registries::test))
+        .route("/api/verify", post(verify_list))
         .route("/api/jobs", post(start_job))
         .route("/api/jobs/{id}", get(job_details))
         .route("/api/jobs/{id}/events", get(job_events))
         .route("/api/jobs/{id}/stop", post(stop_job))
-        .route("/api/bundle", get(bundle))
-        .route(
-            "/api/uploads/{batch}/{name}",
-            axum::routing::put(receive_file),
-        )
+        .route("/api/jobs/{id}/report", get(job_report))
+        .route("/api/browse", get(bundles::browse))
+        .route("/api/bundle", get(bundles::bundle))
+        .route("/api/bundle/check", post(bundles::check_bundle))
+        .route("/api/bundle/plan", post(bundles::plan_upload))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
 }
@@ -209,7 +215,10 @@ struct TokenQuery {
     token: Option<String>,
 }
 
-/// Refuses any request without the token, before it reaches a handler.
+/// Refuses any request without the token or addressed to a name other than a loopback one
+/// (a page elsewhere that made its own name resolve to 127.0.0.1 must not reach the UI even
+/// with a leaked token), before it reaches a handler. Sets the language of the server's
+/// sentences from the page's `x-lang` header.
 async fn require_token(
     State(state): State<Arc<UiState>>,
     Query(query): Query<TokenQuery>,
@@ -223,15 +232,40 @@ async fn require_token(
             .and_then(|value| value.to_str().ok())
             .map(str::to_string)
     });
-    if given.as_deref() == Some(state.token.as_str()) {
-        next.run(request).await
-    } else {
-        (
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok());
+    if !host.is_some_and(is_loopback_host) {
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            rust_i18n::t!("ui.not_loopback_host", locale = state.language.as_str()).to_string(),
+        )
+            .into_response();
+    }
+    if given.as_deref() != Some(state.token.as_str()) {
+        return (
             StatusCode::UNAUTHORIZED,
             rust_i18n::t!("ui.unauthorized", locale = state.language.as_str()).to_string(),
         )
-            .into_response()
+            .into_response();
     }
+    if let Some(language) = headers.get("x-lang").and_then(|value| value.to_str().ok()) {
+        // One person drives one page: the process-wide locale is theirs.
+        rust_i18n::set_locale(crate::i18n::normalize(language));
+    }
+    next.run(request).await
+}
+
+/// `127.0.0.1:PORT`, `[::1]:PORT`, `localhost:PORT` and the like.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 async fn page(State(state): State<Arc<UiState>>) -> Html<String> {
@@ -242,7 +276,8 @@ async fn page(State(state): State<Arc<UiState>>) -> Html<String> {
     )
 }
 
-/// Meta files under `data/`, newest first: what Upload and the incremental base offer.
+/// Meta files under `data/`, newest first: the bundles this machine made, offered as bases of
+/// an incremental save.
 fn meta_files() -> Vec<String> {
     fn walk(directory: &Path, found: &mut Vec<PathBuf>) {
         let Ok(listing) = std::fs::read_dir(directory) else {
@@ -270,7 +305,22 @@ fn meta_files() -> Vec<String> {
         .collect()
 }
 
+/// A registry as the page may see it: no password, only whether there is one.
+fn registry_view(side: Side, entry: &RegistryEntry, kept: bool) -> Value {
+    json!({
+        "side": side,
+        "name": entry.name,
+        "address": entry.registry,
+        "user": entry.user,
+        "has_password": entry.password.is_some(),
+        "repository": entry.repository,
+        "skiptlsverify": entry.skiptlsverify,
+        "kept": kept,
+    })
+}
+
 async fn ui_state(State(state): State<Arc<UiState>>) -> Json<Value> {
+    let config = state.config();
     let names = |side| -> Vec<String> {
         state
             .entries(side)
@@ -278,6 +328,21 @@ async fn ui_state(State(state): State<Arc<UiState>>) -> Json<Value> {
             .map(|entry| entry.name)
             .collect()
     };
+    let mut registries: Vec<Value> = Vec::new();
+    for (side, list) in [
+        (Side::Source, &config.source),
+        (Side::Target, &config.target),
+    ] {
+        registries.extend(list.iter().map(|entry| registry_view(side, entry, true)));
+    }
+    registries.extend(
+        state
+            .added
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(side, entry)| registry_view(*side, entry, false)),
+    );
     let jobs: Vec<Value> = state
         .jobs
         .lock()
@@ -287,16 +352,23 @@ async fn ui_state(State(state): State<Arc<UiState>>) -> Json<Value> {
         .map(|job| job.summary())
         .chain(state.earlier.iter().rev().cloned())
         .collect();
+    let config_path = state
+        .config_path
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     Json(json!({
         "sources": names(Side::Source),
         "targets": names(Side::Target),
-        "maxconn": state.config.maxconn,
-        "retries": state.config.retries,
-        "singlefile": state.config.singlefile,
-        "cache": state.config.cache.is_some(),
+        "registries": registries,
+        "config_path": config_path.map(|path| path.display().to_string()),
+        "maxconn": config.maxconn,
+        "retries": config.retries,
+        "singlefile": config.singlefile,
+        "cache": config.cache.is_some(),
         "language": state.language,
         // Only a language cfg.yaml sets outranks the browser's.
-        "configured_language": state.config.lang.as_deref().map(crate::i18n::normalize),
+        "configured_language": config.lang.as_deref().map(crate::i18n::normalize),
         "metas": meta_files(),
         "jobs": jobs,
     }))
@@ -327,48 +399,6 @@ async fn catalog(
     Json(words)
 }
 
-#[derive(Deserialize)]
-struct NewRegistry {
-    side: Side,
-    name: String,
-    registry: String,
-    #[serde(default)]
-    user: String,
-    #[serde(default)]
-    password: String,
-    #[serde(default)]
-    repository: String,
-    #[serde(default)]
-    skiptlsverify: bool,
-}
-
-/// A registry for this run only, as the original's GUI could not do. It is checked to be a
-/// usable address; nothing is written to cfg.yaml.
-async fn add_registry(State(state): State<Arc<UiState>>, Json(new): Json<NewRegistry>) -> Response {
-    let non_empty = |text: String| Some(text).filter(|t| !t.trim().is_empty());
-    let entry = RegistryEntry {
-        name: new.name.trim().to_string(),
-        registry: new.registry.trim().to_string(),
-        user: non_empty(new.user),
-        password: non_empty(new.password),
-        repository: non_empty(new.repository),
-        skiptlsverify: new.skiptlsverify,
-        ..RegistryEntry::default()
-    };
-    if entry.name.is_empty() || state.entry(new.side, &entry.name).is_some() {
-        return bad_request(rust_i18n::t!("ui.registry_name_taken", name = entry.name).to_string());
-    }
-    if let Err(error) = open_registry(&entry, &state.config) {
-        return bad_request(error.to_string());
-    }
-    state
-        .added
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push((new.side, entry));
-    Json(json!({"ok": true})).into_response()
-}
-
 fn bad_request(message: String) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({"error": message}))).into_response()
 }
@@ -382,7 +412,10 @@ struct VerifyRequest {
 
 /// The original's Verify (the source → target mapping of every line), plus what it never did:
 /// whether each source image exists, asked with a HEAD.
-async fn verify(State(state): State<Arc<UiState>>, Json(request): Json<VerifyRequest>) -> Response {
+async fn verify_list(
+    State(state): State<Arc<UiState>>,
+    Json(request): Json<VerifyRequest>,
+) -> Response {
     let (Some(source), Some(target)) = (
         state.entry(Side::Source, &request.source),
         state.entry(Side::Target, &request.target),
@@ -393,9 +426,10 @@ async fn verify(State(state): State<Arc<UiState>>, Json(request): Json<VerifyReq
         Ok(lines) => lines,
         Err(error) => return bad_request(explain_plan(&error)),
     };
+    let config = state.config();
     let (source_registry, target_registry) = match (
-        open_registry(&source, &state.config),
-        open_registry(&target, &state.config),
+        open_registry(&source, &config),
+        open_registry(&target, &config),
     ) {
         (Ok(source), Ok(target)) => (source, target),
         (Err(error), _) | (_, Err(error)) => return bad_request(error.to_string()),
@@ -432,7 +466,7 @@ async fn verify(State(state): State<Arc<UiState>>, Json(request): Json<VerifyReq
                 })
             }
         })
-        .buffered(state.config.maxconn.max(1))
+        .buffered(config.maxconn.max(1))
         .collect::<Vec<_>>()
         .await;
     let invalid: Vec<Value> = invalid
@@ -449,8 +483,13 @@ struct JobRequest {
     source: String,
     #[serde(default)]
     target: String,
+    /// The image list of a transmit, save or watch.
     #[serde(default)]
     list: String,
+    /// The images of an upload or load to take from its bundle (a retry of the failed ones);
+    /// empty means every image of the bundle. A list box is never used for these.
+    #[serde(default)]
+    images: Vec<String>,
     maxconn: Option<usize>,
     retries: Option<u32>,
     #[serde(default)]
@@ -459,6 +498,9 @@ struct JobRequest {
     single_file: bool,
     #[serde(default)]
     meta: String,
+    /// `docker` or `containerd`, for a load.
+    #[serde(default)]
+    engine: String,
     #[serde(default)]
     language: String,
 }
@@ -493,7 +535,11 @@ async fn start_job(State(state): State<Arc<UiState>>, Json(request): Json<JobReq
         Err(message) => return bad_request(message),
     };
     let report = directory.join(format!("job-{id}-{}.json", std::process::id()));
-    match jobs::start(id, &request.mode, arguments, report) {
+    let environment: Vec<(&str, String)> = registries::session_environment(&state)
+        .map(|value| (registries::SESSION_REGISTRIES, value))
+        .into_iter()
+        .collect();
+    match jobs::start(id, &request.mode, arguments, &environment, report) {
         Ok(job) => {
             state
                 .jobs
@@ -513,17 +559,26 @@ fn job_arguments(
     directory: &Path,
     id: u64,
 ) -> Result<Vec<String>, String> {
-    let mut arguments = vec!["--config".to_string()];
-    arguments.push(job_config(state, directory, id)?.display().to_string());
+    let mut arguments = Vec::new();
+    if let Some(path) = state
+        .config_path
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+    {
+        arguments.extend(["--config".to_string(), path.display().to_string()]);
+    }
     let language = if request.language.is_empty() {
         state.language.clone()
     } else {
-        request.language.clone()
+        crate::i18n::normalize(&request.language).to_string()
     };
     arguments.extend(["--lang".to_string(), language]);
-    let list = directory.join(format!("job-{id}-{}.lst", std::process::id()));
-    std::fs::write(&list, &request.list).map_err(|e| e.to_string())?;
-    let list = list.display().to_string();
+    let list_file = |text: &str| -> Result<String, String> {
+        let list = directory.join(format!("job-{id}-{}.lst", std::process::id()));
+        std::fs::write(&list, text).map_err(|e| e.to_string())?;
+        Ok(list.display().to_string())
+    };
     let needs = |name: &str, side| {
         if state.entry(side, name).is_some() {
             Ok(name.to_string())
@@ -531,7 +586,13 @@ fn job_arguments(
             Err(rust_i18n::t!("ui.pick_registries").to_string())
         }
     };
-    let has_list = !request.list.trim().is_empty();
+    let needs_meta = || {
+        if request.meta.is_empty() {
+            Err(rust_i18n::t!("ui.pick_meta").to_string())
+        } else {
+            Ok(request.meta.clone())
+        }
+    };
     match request.mode.as_str() {
         "transmit" | "watch" => {
             let command = if request.mode == "transmit" {
@@ -546,7 +607,7 @@ fn job_arguments(
                 "--to".to_string(),
                 needs(&request.target, Side::Target)?,
                 "--list".to_string(),
-                list,
+                list_file(&request.list)?,
             ]);
         }
         "save" => {
@@ -555,7 +616,7 @@ fn job_arguments(
                 "--from".to_string(),
                 needs(&request.source, Side::Source)?,
                 "--list".to_string(),
-                list,
+                list_file(&request.list)?,
             ]);
             for base in &request.incremental_from {
                 arguments.extend(["--incremental-from".to_string(), base.clone()]);
@@ -565,20 +626,29 @@ fn job_arguments(
             }
         }
         "upload" => {
-            if request.meta.is_empty() {
-                return Err(rust_i18n::t!("ui.pick_meta").to_string());
-            }
             arguments.extend([
                 "upload".to_string(),
                 "--to".to_string(),
                 needs(&request.target, Side::Target)?,
-                request.meta.clone(),
+                needs_meta()?,
             ]);
-            if has_list {
-                arguments.extend(["--list".to_string(), list]);
-            }
+        }
+        "load" => {
+            let engine = match request.engine.as_str() {
+                "containerd" => "containerd",
+                _ => "docker",
+            };
+            arguments.extend([
+                "load".to_string(),
+                "--to".to_string(),
+                engine.to_string(),
+                needs_meta()?,
+            ]);
         }
         other => return Err(format!("unknown mode {other}")),
+    }
+    if matches!(request.mode.as_str(), "upload" | "load") && !request.images.is_empty() {
+        arguments.extend(["--list".to_string(), list_file(&request.images.join("\n"))?]);
     }
     if let Some(maxconn) = request.maxconn.filter(|n| *n > 0) {
         arguments.extend(["--maxconn".to_string(), maxconn.to_string()]);
@@ -589,58 +659,6 @@ fn job_arguments(
     Ok(arguments)
 }
 
-/// The configuration a job runs with: cfg.yaml as found, plus the registries added on the
-/// page. Written only when registries were added; it then holds their passwords, so it is
-/// removed when the job ends.
-fn job_config(state: &UiState, directory: &Path, id: u64) -> Result<PathBuf, String> {
-    let added = state
-        .added
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    if added.is_empty()
-        && let Some(path) = &state.config_path
-    {
-        return Ok(path.clone());
-    }
-    let base = match &state.config_path {
-        Some(path) => crate::text_file::read(path).map_err(|e| e.to_string())?,
-        None => String::new(),
-    };
-    let mut document: Value = if base.trim().is_empty() {
-        json!({})
-    } else {
-        serde_saphyr::from_str(&base).map_err(|e| e.to_string())?
-    };
-    if !document.is_object() {
-        document = json!({});
-    }
-    for (side, entry) in added {
-        let key = match side {
-            Side::Source => "source",
-            Side::Target => "target",
-        };
-        let list = &mut document[key];
-        if !list.is_array() {
-            *list = json!([]);
-        }
-        if let Some(list) = list.as_array_mut() {
-            list.push(json!({
-                "name": entry.name,
-                "registry": entry.registry,
-                "user": entry.user,
-                "password": entry.password,
-                "repository": entry.repository,
-                "skiptlsverify": entry.skiptlsverify,
-            }));
-        }
-    }
-    let path = directory.join(format!("job-{id}-{}-cfg.yaml", std::process::id()));
-    let text = serde_saphyr::to_string(&document).map_err(|e| e.to_string())?;
-    std::fs::write(&path, text).map_err(|e| e.to_string())?;
-    Ok(path)
-}
-
 async fn job_details(State(state): State<Arc<UiState>>, UrlPath(id): UrlPath<u64>) -> Response {
     if let Some(job) = state.job(id) {
         return Json(job.summary()).into_response();
@@ -649,6 +667,34 @@ async fn job_details(State(state): State<Arc<UiState>>, UrlPath(id): UrlPath<u64
         Some(job) => Json(job.clone()).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// A finished job's `--json` report, as a file to keep.
+async fn job_report(State(state): State<Arc<UiState>>, UrlPath(id): UrlPath<u64>) -> Response {
+    let report = match state.job(id) {
+        Some(job) => job.summary()["outcome"]["report"].clone(),
+        None => state
+            .earlier
+            .iter()
+            .find(|job| job["id"] == id)
+            .map(|job| job["outcome"]["report"].clone())
+            .unwrap_or(Value::Null),
+    };
+    if report.is_null() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let body = serde_json::to_string_pretty(&report).unwrap_or_default();
+    (
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"image-transmit-job-{id}.json\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// Server-sent events of one job: what it said so far, then what it says next.
@@ -690,78 +736,29 @@ async fn stop_job(State(state): State<Arc<UiState>>, UrlPath(id): UrlPath<u64>) 
     }
 }
 
-/// One file of a bundle chosen in the browser (its meta file and data files, from a USB stick
-/// say), streamed to `data/uploads/<batch>/` so Upload and the bundle view find it there.
-async fn receive_file(
-    UrlPath((batch, name)): UrlPath<(String, String)>,
-    body: axum::body::Body,
-) -> Response {
-    let plain = |text: &str| {
-        !text.is_empty()
-            && text != "."
-            && text != ".."
-            && text
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    };
-    if !plain(&batch) || !plain(&name) {
-        return bad_request(rust_i18n::t!("ui.bad_file_name", name = name).to_string());
-    }
-    let directory = Path::new("data").join("uploads").join(&batch);
-    let path = directory.join(&name);
-    let written = async {
-        tokio::fs::create_dir_all(&directory).await?;
-        let mut file = tokio::fs::File::create(&path).await?;
-        let mut stream = body.into_data_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(std::io::Error::other)?;
-            tokio::io::AsyncWriteExt::write_all(&mut file, &chunk).await?;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_names_are_served() {
+        for host in [
+            "127.0.0.1:8080",
+            "localhost:1",
+            "[::1]:9",
+            "127.0.0.2",
+            "LOCALHOST",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
         }
-        tokio::io::AsyncWriteExt::flush(&mut file).await?;
-        Ok::<_, std::io::Error>(())
-    }
-    .await;
-    match written {
-        Ok(()) => Json(json!({"path": path.display().to_string()})).into_response(),
-        Err(error) => {
-            let _ = std::fs::remove_file(&path);
-            bad_request(error.to_string())
+        for host in [
+            "evil.example:8080",
+            "10.0.0.1:80",
+            "[fe80::1]:9",
+            "",
+            "localhost.evil:1",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
         }
     }
-}
-
-#[derive(Deserialize)]
-struct BundleQuery {
-    meta: String,
-}
-
-/// What a bundle holds and what it builds on, read from its meta file.
-async fn bundle(Query(query): Query<BundleQuery>) -> Response {
-    let path = PathBuf::from(&query.meta);
-    let meta = match BundleMeta::read(&path) {
-        Ok(meta) => meta,
-        Err(error) => return bad_request(explain(&engine::Error::from(error))),
-    };
-    let images: Vec<Value> = meta
-        .manifests
-        .keys()
-        .map(|key| json!({"name": key, "media_type": meta.media_types.get(key)}))
-        .collect();
-    let datafiles: Vec<Value> = meta
-        .datafiles
-        .iter()
-        .map(|(name, size)| json!({"name": name, "size": size}))
-        .collect();
-    let bases: Vec<String> = meta.bases.iter().map(|base| base.meta.clone()).collect();
-    Json(json!({
-        "meta": query.meta,
-        "images": images,
-        "datafiles": datafiles,
-        "blobs": meta.blobs.len(),
-        "assumed": meta.blobs_assumed().len(),
-        "bases": bases,
-        "compressor": meta.compressor.to_string(),
-        "original": meta.is_original(),
-    }))
-    .into_response()
 }

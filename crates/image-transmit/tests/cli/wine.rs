@@ -250,7 +250,8 @@ fn request(address: &str, method: &str, path: &str, token: &str, body: &str) -> 
 }
 
 /// Double-clicked: no arguments, started in the folder it was unpacked to, cfg.yaml beside it
-/// (saved by PowerShell), the target added on the page. The page answers with its token only;
+/// (saved by PowerShell), the target added on the page and kept in that cfg.yaml (rewritten as
+/// UTF-8 with a byte-order mark, the source entry kept). The page answers with its token only;
 /// Stop ends a running transmit cleanly, its tag never pushed, through the job's standard input
 /// (Wine's `taskkill` could not do it).
 #[test]
@@ -276,11 +277,18 @@ fn double_click_starts_the_ui_and_stop_ends_a_job() {
     let (status, page) = request(&address, "GET", &format!("/?token={token}"), "", "");
     assert_eq!(status, 200, "{page}");
     let added = format!(
-        r#"{{"side":"target","name":"gz","registry":"{}"}}"#,
+        r#"{{"side":"target","name":"gz","registry":"{}","keep":true}}"#,
         target.url()
     );
     let (status, reply) = request(&address, "POST", "/api/registries", &token, &added);
     assert_eq!(status, 200, "{reply}");
+    let kept = std::fs::read(folder.join("cfg.yaml")).unwrap();
+    let kept = String::from_utf8(kept).unwrap();
+    assert!(kept.starts_with('\u{feff}'), "{kept:?}");
+    assert!(
+        kept.contains("- name: nj") && kept.contains("- name: \"gz\""),
+        "{kept}"
+    );
     let (status, state) = request(&address, "GET", "/api/state", &token, "");
     assert_eq!(status, 200);
     assert!(state.contains("nj") && state.contains("gz"), "{state}");
