@@ -331,13 +331,27 @@ fn legacy_usage() -> String {
 
 /// Diagnostics go to stderr, filtered by `RUST_LOG` (warnings by default). The squashfs reader
 /// (backhand) logs every problem it then returns as an error, which is explained once anyway.
+/// `RUST_LOG` takes levels and targets (`debug`, `warn,registry=trace`): a target filter, not
+/// tracing's `EnvFilter`, whose span and field matching would bring a regex compiler into the
+/// binary for a feature nobody uses here (measured: docs/benchmarks.md, release sizes).
 fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,backhand=off"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .without_time()
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse::<Targets>().ok())
+        .unwrap_or_else(|| {
+            Targets::new()
+                .with_default(LevelFilter::WARN)
+                .with_target("backhand", LevelFilter::OFF)
+        });
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .without_time(),
+        )
+        .with(filter)
         .try_init();
 }

@@ -287,6 +287,11 @@ impl FaultProxy {
         lock(&self.shared.rules).push(rule);
     }
 
+    /// Drops every rule: the registry is healthy again.
+    pub fn clear_rules(&self) {
+        lock(&self.shared.rules).clear();
+    }
+
     /// Every request so far, in the order their heads arrived.
     pub fn requests(&self) -> Vec<SeenRequest> {
         lock(&self.shared.log).clone()

@@ -108,15 +108,15 @@ fn roots() -> Vec<Value> {
         if let Some(home) = std::env::var_os("HOME") {
             roots.push((t!("ui.home_folder").to_string(), PathBuf::from(home)));
         }
-        // Removable media as desktops mount them.
-        for base in ["/media", "/run/media", "/mnt", "/Volumes"] {
+        // Removable media as desktops mount them (/mnt is the administrator's, left out).
+        for base in ["/media", "/run/media", "/Volumes"] {
             let Ok(listing) = std::fs::read_dir(base) else {
                 continue;
             };
             for entry in listing.flatten() {
                 let path = entry.path();
                 // /media/USER/STICK and /run/media/USER/STICK: one level further down.
-                let nested = base != "/mnt" && base != "/Volumes";
+                let nested = base != "/Volumes";
                 let mounts: Vec<PathBuf> = if nested {
                     std::fs::read_dir(&path)
                         .map(|inner| inner.flatten().map(|e| e.path()).collect())

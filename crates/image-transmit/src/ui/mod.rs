@@ -41,8 +41,6 @@ use crate::messages::{explain, explain_plan, explain_registry};
 const PAGE: &str = include_str!("assets/index.html");
 const SCRIPT: &str = include_str!("assets/app.js");
 const STYLE: &str = include_str!("assets/app.css");
-/// The English catalog, read for the list of `ui.*` and `status.*` keys the page needs.
-const CATALOG: &str = include_str!("../../locales/en.yml");
 
 /// Where the UI's own files go: job reports and lists (never passwords).
 const UI_DIR: &str = "data/ui";
@@ -385,15 +383,17 @@ async fn catalog(
     Query(query): Query<LanguageQuery>,
 ) -> Json<BTreeMap<String, String>> {
     let language = crate::i18n::normalize(query.lang.as_deref().unwrap_or(&state.language));
-    let words = CATALOG
-        .lines()
-        .filter_map(|line| line.split_once(':').map(|(key, _)| key.trim()))
+    // The English catalog has every key (a unit test keeps the catalogs' keys equal).
+    let keys = crate::_rust_i18n_backend()
+        .messages_for_locale(crate::i18n::ENGLISH)
+        .unwrap_or_default();
+    let words = keys
+        .into_iter()
+        .map(|(key, _)| key)
         .filter(|key| key.starts_with("ui.") || key.starts_with("status."))
         .map(|key| {
-            (
-                key.to_string(),
-                rust_i18n::t!(key, locale = language).to_string(),
-            )
+            let text = rust_i18n::t!(key.as_ref(), locale = language).to_string();
+            (key.into_owned(), text)
         })
         .collect();
     Json(words)

@@ -103,7 +103,9 @@ fn pick_bundle(browser: &Browser, folder: &str, meta_name: &str) {
         "{}[data-name=\"{meta_name}\"] button",
         id("browser-entry")
     ));
-    browser.wait_for_text(&id("import-summary"), SHORT, |text| !text.is_empty());
+    browser.wait_for_text(&id("import-summary"), SHORT, |text| {
+        text.contains(meta_name)
+    });
 }
 
 /// Moves a saved bundle (its meta and the data files named like it) into `dir/folder`, as if
@@ -126,12 +128,19 @@ fn file_name(path: &Path) -> String {
     path.file_name().unwrap().to_string_lossy().into_owned()
 }
 
-fn config(source: &TestRegistry, target: &TestRegistry) -> String {
+/// cfg.yaml with the source `nj` and the target `gz` at these addresses.
+fn config(source: &str, target: &str) -> String {
     format!(
-        "source:\n- name: nj\n  registry: {}\ntarget:\n- name: gz\n  registry: {}\n",
-        source.url(),
-        target.url()
+        "source:\n- name: nj\n  registry: {source}\ntarget:\n- name: gz\n  registry: {target}\n"
     )
+}
+
+/// Scrolls the element with `testid` into view, for a screenshot that shows it.
+fn show(browser: &Browser, testid: &str) {
+    browser.run(
+        "document.querySelector(arguments[0]).scrollIntoView({block: 'center'})",
+        serde_json::json!([id(testid)]),
+    );
 }
 
 fn is_disabled(browser: &Browser, name: &str) -> bool {
@@ -162,7 +171,11 @@ fn import_delivers_exactly_the_package_picked_in_the_folder_browser() {
     let web = push_docker_image(&source, "team/web", "2", &[Layer::random(93_002, 9_000)]);
     push_oci_image(&source, "team/db", "3", &[Layer::random(93_003, 5_000)]);
     let dir = workdir();
-    write(dir.path(), "cfg.yaml", &config(&source, &target));
+    write(
+        dir.path(),
+        "cfg.yaml",
+        &config(&source.url(), &target.url()),
+    );
     write(dir.path(), "package.txt", "team/app:1\nteam/web:2\n");
     let (_, meta) = save(dir.path(), "nj", &["--list", "package.txt"]);
     let meta = carry(&meta, dir.path(), "U 盘");
@@ -185,6 +198,7 @@ fn import_delivers_exactly_the_package_picked_in_the_folder_browser() {
     let said = summary(&browser);
     assert!(said.contains("all 2 images are in"), "{said}");
     assert_eq!(count(&browser, &id("image-row")), 2);
+    show(&browser, "job");
     browser.screenshot(&shots.join("ui-transmit-en.png"));
 
     // Import: the package is found where it lies, described, checked and planned.
@@ -212,6 +226,7 @@ fn import_delivers_exactly_the_package_picked_in_the_folder_browser() {
         !plan.contains("renamed") && !plan.contains("team/db"),
         "{plan}"
     );
+    show(&browser, "import-plan");
     browser.screenshot(&shots.join("ui-import-en.png"));
     browser.click(&id("import-start"));
     let said = summary(&browser);
@@ -275,7 +290,11 @@ fn a_package_that_cannot_be_delivered_is_explained_before_anything_is_pushed() {
         &[Layer::random(94_001, 20_000), Layer::random(94_002, 7_000)],
     );
     let dir = workdir();
-    write(dir.path(), "cfg.yaml", &config(&source, &target));
+    write(
+        dir.path(),
+        "cfg.yaml",
+        &config(&source.url(), &target.url()),
+    );
     let (_, base) = save(dir.path(), "nj", &["team/app:1"]);
     let (_, increment) = save(
         dir.path(),
@@ -302,6 +321,7 @@ fn a_package_that_cannot_be_delivered_is_explained_before_anything_is_pushed() {
     assert!(problems.contains(&file_name(&missing_file)), "{problems}");
     assert!(problems.contains("缺少数据文件"), "{problems}");
     assert!(is_disabled(&browser, "import-start"));
+    show(&browser, "import-problems");
     browser.screenshot(&shots.join("ui-import-damaged-zh.png"));
 
     browser.click(&id("browser-up"));
@@ -315,6 +335,7 @@ fn a_package_that_cannot_be_delivered_is_explained_before_anything_is_pushed() {
     let refusal = browser.text(&id("import-refusal"));
     assert!(refusal.contains(&target.host()), "{refusal}");
     assert!(is_disabled(&browser, "import-start"));
+    show(&browser, "import-refusal");
     browser.screenshot(&shots.join("ui-import-increment-zh.png"));
     // Nothing reached the target.
     assert_eq!(served_digest(&target, "team/app", "2"), None);
@@ -456,7 +477,11 @@ fn a_package_loads_into_the_docker_api_from_the_page() {
     let target = TestRegistry::start();
     push_docker_image(&source, "team/app", "1", &[Layer::random(96_001, 30_000)]);
     let dir = workdir();
-    write(dir.path(), "cfg.yaml", &config(&source, &target));
+    write(
+        dir.path(),
+        "cfg.yaml",
+        &config(&source.url(), &target.url()),
+    );
     let (_, meta) = save(dir.path(), "nj", &["team/app:1"]);
     let meta = carry(&meta, dir.path(), "usb");
     let podman = TestPodman::start();
@@ -485,15 +510,7 @@ fn stop_ends_a_running_transmit_cleanly() {
     let (_source, proxy, _slow) = trickling_source(92_001);
     let target = TestRegistry::start();
     let dir = workdir();
-    write(
-        dir.path(),
-        "cfg.yaml",
-        &format!(
-            "source:\n- name: nj\n  registry: {}\ntarget:\n- name: gz\n  registry: {}\n",
-            proxy.url(),
-            target.url()
-        ),
-    );
+    write(dir.path(), "cfg.yaml", &config(&proxy.url(), &target.url()));
     let (_ui, url) = start_ui(dir.path(), &[]);
     let browser = open_page(&url, "en");
     task(&browser, "transmit");
@@ -505,8 +522,55 @@ fn stop_ends_a_running_transmit_cleanly() {
     assert!(said.contains("Stopped. 0 of 1 images"), "{said}");
     assert_eq!(served_digest(&target, "team/big", "1"), None);
     assert!(!is_disabled(&browser, "transmit-start"));
-    // The failed image can be tried again; the report can be kept.
+    // The report of what was done before the stop can be kept.
     assert!(!browser.text(&id("job-report")).is_empty());
+}
+
+/// An image that fails is named with its reason; "Retry the failed ones" runs just that image
+/// again with the same registries, leaving the list box as the person typed it.
+#[test]
+fn retry_the_failed_ones_runs_only_the_failed_images_again() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let broken = Layer::random(98_001, 40_000);
+    push_oci_image(&source, "team/app", "1", std::slice::from_ref(&broken));
+    push_oci_image(&source, "team/web", "2", &[Layer::random(98_002, 9_000)]);
+    let proxy = testkit::proxy::FaultProxy::start(&source);
+    proxy.add(testkit::proxy::Rule::corrupt_body("GET", broken.digest()));
+    let dir = workdir();
+    write(dir.path(), "cfg.yaml", &config(&proxy.url(), &target.url()));
+    let (_ui, url) = start_ui(dir.path(), &[]);
+    let browser = open_page(&url, "en");
+    task(&browser, "settings");
+    browser.type_into(&id("retries"), "0");
+    task(&browser, "transmit");
+    browser.type_into(&id("transmit-list"), "team/app:1\nteam/web:2\n");
+    browser.click(&id("transmit-start"));
+    let said = summary(&browser);
+    assert!(said.contains("1 of 2 images succeeded"), "{said}");
+    assert!(said.contains("team/app:1"), "{said}");
+    assert_eq!(
+        count(
+            &browser,
+            &format!("{}[data-state=\"failed\"]", id("image-row"))
+        ),
+        1
+    );
+    assert_eq!(served_digest(&target, "team/app", "1"), None);
+
+    proxy.clear_rules();
+    browser.click(&id("job-retry"));
+    let said = summary(&browser);
+    assert!(said.contains("all 1 images are in"), "{said}");
+    assert!(served_digest(&target, "team/app", "1").is_some());
+    // The list box still holds what the person typed.
+    assert_eq!(
+        browser.run(
+            "return document.querySelector(arguments[0]).value",
+            serde_json::json!([id("transmit-list")])
+        ),
+        serde_json::json!("team/app:1\nteam/web:2\n")
+    );
 }
 
 /// Every word on a Chinese page is Chinese after a transmit, a save, an upload and a watch,
@@ -524,7 +588,7 @@ fn a_chinese_page_speaks_only_chinese_through_every_task() {
         "cfg.yaml",
         &format!(
             "{}- name: customer\n  registry: {}\n",
-            config(&source, &target),
+            config(&source.url(), &target.url()),
             second.url()
         ),
     );
@@ -552,6 +616,7 @@ fn a_chinese_page_speaks_only_chinese_through_every_task() {
     let said = summary(&browser);
     assert!(said.contains("离线包已生成"), "{said}");
     assert_chinese(&browser, "save");
+    show(&browser, "job-summary");
     browser.screenshot(&shots.join("ui-save-zh.png"));
 
     task(&browser, "import");
@@ -579,6 +644,7 @@ fn a_chinese_page_speaks_only_chinese_through_every_task() {
         text.contains("完整")
     });
     assert_chinese(&browser, "import plan");
+    show(&browser, "import-plan");
     browser.screenshot(&shots.join("ui-import-zh.png"));
     browser.click(&id("import-start"));
     let said = summary(&browser);

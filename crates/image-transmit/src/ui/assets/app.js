@@ -13,6 +13,7 @@ let state = null;
 let job = null; // the job the panel shows: {id, mode, request, report, exit, log}
 let events = null;
 let bundle = null; // the package chosen on the import screen
+let importPlanned = false; // whether the target's answer for that package is in
 let browsing = "";
 
 const t = (key, values = {}) =>
@@ -245,6 +246,10 @@ async function verifyList() {
 
 // ---- import ----
 
+// A package's image keys carry the source's scheme (the original wrote them so); the person
+// needs the name.
+const plainName = (key) => key.replace(/^https?:\/\//, "");
+
 async function browse(path) {
   try {
     const listing = await api(`/api/browse?path=${encodeURIComponent(path)}`);
@@ -285,6 +290,11 @@ async function browse(path) {
 
 async function chooseBundle(path) {
   notice("");
+  // What the last package showed goes at once, so it is never taken for this one's.
+  bundle = null;
+  importPlanned = false;
+  $("import-bundle").hidden = true;
+  $("import-destination").hidden = true;
   $("import-verify-result").replaceChildren();
   $("import-plan").replaceChildren();
   try {
@@ -322,9 +332,7 @@ function showBundle(chosen) {
   $("import-problems").replaceChildren(...problems);
   $("import-images").replaceChildren(
     ...chosen.images.map((image) => {
-      // The original's image keys carry the source's scheme; the person needs the name.
-      const name = image.name.replace(/^https?:\/\//, "");
-      const row = element("tr", {}, element("td", { textContent: name }), element("td", { className: "number", textContent: bytes(image.size) }));
+      const row = element("tr", {}, element("td", { textContent: plainName(image.name) }), element("td", { className: "number", textContent: bytes(image.size) }));
       row.dataset.testid = "import-image";
       return row;
     })
@@ -342,8 +350,6 @@ function importButton() {
   $("import-start").textContent = into === "registry" ? t("ui.upload") : t("ui.load");
   $("import-start").disabled = !bundle || bundle.problems.length > 0 || (into === "registry" && !importPlanned);
 }
-
-let importPlanned = false;
 
 // What an upload would create, asked before the person can press Upload: a package that
 // cannot be delivered (an increment whose base the target lacks, a target that refuses the
@@ -370,7 +376,7 @@ async function planImport() {
     const plan = await api("/api/bundle/plan", { method: "POST", body: JSON.stringify({ meta: bundle.meta, target }) });
     if (!bundle || bundle.meta !== asked) return;
     const rows = plan.images.map((image) => {
-      const row = element("tr", {}, element("td", { textContent: image.image }), element("td", { textContent: image.target }));
+      const row = element("tr", {}, element("td", { textContent: plainName(image.image) }), element("td", { textContent: image.target }));
       row.dataset.testid = "import-plan-row";
       return row;
     });
@@ -500,7 +506,8 @@ function handle(event) {
       job.invalid.push(event);
       break;
     case "image_started":
-      imageState(event.image).name = event.target;
+      // A save's target is a name inside the package; the person knows the image by its source.
+      imageState(event.image).name = job.mode === "save" ? event.source : event.target;
       break;
     case "image_done":
       Object.assign(imageState(event.image), { state: event.unchanged ? "unchanged" : "done" });
