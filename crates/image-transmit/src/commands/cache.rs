@@ -2,7 +2,6 @@
 //! job also applies them when it starts and ends).
 
 use std::process::ExitCode;
-use std::time::SystemTime;
 
 use engine::cache::BlobCache;
 use rust_i18n::t;
@@ -37,21 +36,15 @@ pub(crate) fn run(args: &CacheArgs, config: &Config) -> anyhow::Result<ExitCode>
 #[allow(clippy::print_stdout)]
 fn list(cache: &BlobCache, settings: &CacheConfig) -> anyhow::Result<ExitCode> {
     let entries = cache.entries().map_err(|e| RunError(explain(&e)))?;
-    let now = SystemTime::now();
     for entry in &entries {
-        let age = now
-            .duration_since(entry.last_used)
-            .unwrap_or_default()
-            .as_secs();
         println!(
             "{}",
             t!(
                 "cache.entry",
                 digest = entry.digest,
                 size = format_bytes(entry.size),
-                used = jiff::Timestamp::try_from(entry.last_used)
-                    .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
-                    .unwrap_or_else(|_| format!("{age} s ago"))
+                used = chrono::DateTime::<chrono::Utc>::from(entry.last_used)
+                    .format("%Y-%m-%d %H:%M:%S UTC")
             )
         );
     }

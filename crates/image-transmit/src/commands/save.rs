@@ -86,16 +86,17 @@ pub(crate) async fn run(args: &SaveArgs, config: &Config) -> anyhow::Result<Exit
         check_source(&source, &first.source.repository, &settings).await?;
     }
 
-    let now = jiff::Zoned::now();
+    // Local time, as the original named bundles.
+    let now = chrono::Local::now();
     let kind = if bases.is_empty() { "full" } else { "incr" };
-    let work = format!("img_{kind}_{}", now.strftime("%Y%m%d%H%M"));
+    let work = format!("img_{kind}_{}", now.format("%Y%m%d%H%M"));
     let prefix = args
         .out
         .clone()
         .or_else(|| config.outprefix.clone())
         .unwrap_or_default();
     let (directory, work_name) = unused_location(
-        &Path::new("data").join(now.strftime("%Y%m%d").to_string()),
+        &Path::new("data").join(now.format("%Y%m%d").to_string()),
         &prefix,
         &work,
     );

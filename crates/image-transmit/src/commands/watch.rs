@@ -243,7 +243,7 @@ pub(crate) async fn run(args: &WatchArgs, config: &Config) -> anyhow::Result<Exi
                 Vec::new(),
             )
             .await;
-            let now = jiff::Zoned::now().strftime("%Y%m%d%H%M%S").to_string();
+            let now = chrono::Local::now().format("%Y%m%d%H%M%S").to_string();
             for image in &report.images {
                 settings
                     .notifier

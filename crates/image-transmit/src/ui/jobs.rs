@@ -45,9 +45,7 @@ impl Job {
         json!({
             "id": self.id,
             "mode": self.mode,
-            "started": jiff::Timestamp::try_from(self.started)
-                .map(|t| t.round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default())
-                .unwrap_or_default(),
+            "started": chrono::DateTime::<chrono::Utc>::from(self.started).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "running": outcome.is_none(),
             "outcome": outcome,
         })

@@ -155,9 +155,7 @@ fn earlier_jobs(directory: &Path) -> Vec<Value> {
             json!({
                 "id": index + 1,
                 "mode": mode,
-                "started": jiff::Timestamp::try_from(when)
-                    .map(|t| t.round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default())
-                    .unwrap_or_default(),
+                "started": chrono::DateTime::<chrono::Utc>::from(when).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 "running": false,
                 "outcome": {"exit": u8::from(troubled), "report": report},
             })
