@@ -254,6 +254,24 @@ fn import_delivers_exactly_the_package_picked_in_the_folder_browser() {
     );
     assert!(!report.contains("renamed"), "{report}");
 
+    // A package made, then watching until Stop: the other two tasks, in English.
+    task(&browser, "save");
+    browser.type_into(&id("save-list"), "team/web:2\n");
+    browser.click(&id("save-single-file"));
+    browser.click(&id("save-start"));
+    let said = summary(&browser);
+    assert!(said.contains("the package is ready, 1 images"), "{said}");
+    assert!(said.contains("_meta.yaml"), "{said}");
+    task(&browser, "watch");
+    browser.type_into(&id("watch-list"), "team/db\n");
+    browser.click(&id("watch-start"));
+    browser.wait_for_text(&id("job-title"), JOB, |text| text.contains("in progress"));
+    browser.click(&id("job-details"));
+    browser.wait_for_text(&id("job-log"), JOB, |text| text.contains("Cycle 1:"));
+    browser.click(&id("job-stop"));
+    let said = summary(&browser);
+    assert!(said.contains("Watching has stopped"), "{said}");
+
     // Every screen, for the documentation.
     for screen in ["save", "watch", "history", "settings"] {
         task(&browser, screen);
