@@ -731,6 +731,14 @@ function wire() {
   $("watch-start").onclick = () => start(requestFor("watch"));
   $("import-start").onclick = () => start(requestFor("import"));
   $("import-verify").onclick = verifyBundle;
+  // A folder no root leads to (a network share such as \\server\share): typed or pasted.
+  $("browser-go").onsubmit = (event) => {
+    event.preventDefault();
+    const path = $("browser-go-path").value.trim();
+    if (!path) return;
+    if (path.endsWith("_meta.yaml")) chooseBundle(path);
+    else browse(path);
+  };
   $("import-target").onchange = planImport;
   document.querySelectorAll('input[name="import-to"]').forEach((radio) => (radio.onchange = planImport));
   document.querySelectorAll('input[name="save-kind"]').forEach(
