@@ -17,6 +17,11 @@ use crate::endpoint::{Endpoint, Scheme, TlsOptions, discovered_scheme, http_clie
 use crate::error::{Error, NetworkFailure, Result};
 use crate::retry::{RetryPolicy, retry_after};
 
+/// What is read of an error answer's body: registries explain themselves in its first lines.
+const ERROR_BODY_LIMIT: usize = 8 << 10;
+/// A token endpoint's answer: a token and a few fields (real ones are a few KiB).
+const TOKEN_BODY_LIMIT: usize = 1 << 20;
+
 /// Everything needed to open a registry.
 #[derive(Debug, Clone, Default)]
 pub struct RegistryOptions {
@@ -253,7 +258,10 @@ impl Registry {
                 if !status.is_success() {
                     return Err(self.status_error(response, "GET", "token").await);
                 }
-                let body = response.bytes().await.map_err(|e| self.transfer(&e))?;
+                let body = self
+                    .body_within(response, TOKEN_BODY_LIMIT)
+                    .await?
+                    .unwrap_or_default();
                 let issued = auth::parse_token_response(&body).ok_or_else(|| Error::Protocol {
                     host: self.host().to_string(),
                     detail: "the token endpoint answered without a token".into(),
@@ -499,11 +507,49 @@ impl Registry {
         }
     }
 
+    /// The body of `response`, or `None` as soon as it announces or grows past `limit` bytes:
+    /// whatever a peer sends, no more than `limit` is ever held. Reading stops there; the rest
+    /// is never read (the connection is dropped with the response).
+    pub(crate) async fn body_within(
+        &self,
+        mut response: Response,
+        limit: usize,
+    ) -> Result<Option<bytes::Bytes>> {
+        if response
+            .content_length()
+            .is_some_and(|length| length > limit as u64)
+        {
+            return Ok(None);
+        }
+        let mut body = bytes::BytesMut::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transfer(&e))? {
+            if body.len() + chunk.len() > limit {
+                return Ok(None);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Some(body.freeze()))
+    }
+
     /// Turns an unexpected answer into an error, keeping a short piece of the body because
-    /// registries explain themselves there.
-    pub(crate) async fn status_error(&self, response: Response, method: &str, path: &str) -> Error {
+    /// registries explain themselves there. Only the first few KiB are read: an error body
+    /// that never ends must not fill memory.
+    pub(crate) async fn status_error(
+        &self,
+        mut response: Response,
+        method: &str,
+        path: &str,
+    ) -> Error {
         let status = response.status().as_u16();
-        let body = response.text().await.unwrap_or_default();
+        let mut head = Vec::new();
+        while head.len() < ERROR_BODY_LIMIT {
+            match response.chunk().await {
+                Ok(Some(chunk)) => head.extend_from_slice(&chunk),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        head.truncate(ERROR_BODY_LIMIT);
+        let body = String::from_utf8_lossy(&head);
         let body: String = body.trim().chars().take(300).collect();
         Error::Status {
             host: self.host().to_string(),

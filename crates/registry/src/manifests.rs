@@ -20,6 +20,12 @@ pub struct Manifest {
 
 /// Largest manifest accepted; the distribution spec recommends registries accept 4 MiB.
 const MAX_MANIFEST: usize = 4 << 20;
+/// One page of a tag list or the catalog: real pages hold at most a few thousand names, and a
+/// registry that does not paginate at all sends 100,000 tags in ~4 MiB.
+const MAX_PAGE: usize = 16 << 20;
+/// Pages of one listing: 10,000 pages of the usual 100 to 1,000 names is more than any
+/// repository holds.
+const MAX_PAGES: usize = 10_000;
 
 impl Registry {
     /// Fetches a manifest by tag or digest. The bytes are verified against the digest asked
@@ -60,13 +66,15 @@ impl Registry {
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
-        let bytes = response.bytes().await.map_err(|e| self.transfer(&e))?;
-        if bytes.len() > MAX_MANIFEST {
+        let Some(bytes) = self.body_within(response, MAX_MANIFEST).await? else {
             return Err(Error::InvalidManifest {
                 reference: format!("{repository}:{reference}"),
-                detail: format!("{} bytes is larger than any real manifest", bytes.len()),
+                detail: format!(
+                    "it is larger than any real manifest (over {} MiB)",
+                    MAX_MANIFEST >> 20
+                ),
             });
-        }
+        };
         let digest = Digest::of(&bytes);
         if let Some(expected) = reference.parse::<Digest>().ok().or(announced)
             && expected != digest
@@ -192,9 +200,20 @@ impl Registry {
     ) -> Result<Vec<String>> {
         let mut names = Vec::new();
         let mut next = Some(first);
+        // A `next` link back to a page already read would never end the listing.
+        let mut read = std::collections::HashSet::new();
         while let Some(path) = next.take()
             && names.len() < limit
         {
+            if !read.insert(path.clone()) || read.len() > MAX_PAGES {
+                return Err(Error::Protocol {
+                    host: self.host().to_string(),
+                    detail: format!(
+                        "{subject}: the registry's pages never end (page links loop or \
+                         exceed {MAX_PAGES} pages)"
+                    ),
+                });
+            }
             let (page, following) = self
                 .retry_reads(|| self.fetch_page(&path, scopes, repository, field, subject))
                 .await?;
@@ -225,11 +244,14 @@ impl Registry {
             .get(LINK)
             .and_then(|v| v.to_str().ok())
             .and_then(next_link);
-        let body = response.bytes().await.map_err(|e| self.transfer(&e))?;
         let protocol = |detail: String| Error::Protocol {
             host: self.host().to_string(),
             detail: format!("{subject}: {detail}"),
         };
+        let body = self
+            .body_within(response, MAX_PAGE)
+            .await?
+            .ok_or_else(|| protocol(format!("a page is larger than {} MiB", MAX_PAGE >> 20)))?;
         let page: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| protocol(e.to_string()))?;
         let names = match &page[field] {

@@ -62,6 +62,9 @@ pub enum Fault {
     CutBody { after: u64 },
     /// Forwards, sending the body `chunk` bytes at a time with `pause` after each.
     SlowBody { chunk: usize, pause: Duration },
+    /// Answers with this status and a body that never ends (no length, bytes until the client
+    /// hangs up), as a hostile or broken registry might: the client must stop reading.
+    EndlessBody { status: u16 },
 }
 
 /// A fault for requests whose method and path match, optionally only the first few of them.
@@ -131,6 +134,11 @@ impl Rule {
                 body: body.to_vec(),
             },
         )
+    }
+
+    /// Answers `status` with a body that never ends; see [`Fault::EndlessBody`].
+    pub fn endless_body(method: &str, path_contains: &str, status: u16) -> Rule {
+        Rule::new(method, path_contains, Fault::EndlessBody { status })
     }
 
     /// Forwards and corrupts the response body; see [`Fault::CorruptBody`].
@@ -462,6 +470,29 @@ fn serve_connection(client: TcpStream, shared: &Shared) -> io::Result<()> {
         client.flush()?;
         answered(shared, entry, *status);
         return finish(&client);
+    }
+
+    if let Some(Fault::EndlessBody { status }) = &fault {
+        if let RequestBody::Length(length) = request.body
+            && io::copy(&mut (&mut reader).take(length), &mut io::sink())? < length
+        {
+            return Ok(());
+        }
+        let head = format!(
+            "HTTP/1.1 {status} {}\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n\
+             Connection: close\r\n\r\n",
+            reason(*status)
+        );
+        client.write_all(head.as_bytes())?;
+        answered(shared, entry, *status);
+        let filler = vec![b' '; COPY_CHUNK];
+        // Until the client hangs up (a write fails) or, as a guard for a broken test, 64 GiB.
+        for _ in 0..(1 << 20) {
+            if client.write_all(&filler).is_err() {
+                break;
+            }
+        }
+        return Ok(());
     }
 
     let mut upstream = match connect(shared) {

@@ -34,9 +34,16 @@ pub(super) async fn browse(Query(query): Query<BrowseQuery>) -> Response {
     } else {
         PathBuf::from(query.path.trim())
     };
-    let listed = tokio::task::spawn_blocking(move || list_folder(&folder)).await;
-    match listed {
-        Ok(Ok(listing)) => Json(listing).into_response(),
+    off_the_runtime(move || list_folder(&folder)).await
+}
+
+/// Runs file-system work on the blocking pool (a slow USB stick must not stall the server) and
+/// answers with its JSON, or its sentence as a bad request.
+async fn off_the_runtime(
+    work: impl FnOnce() -> Result<Value, String> + Send + 'static,
+) -> Response {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(value)) => Json(value).into_response(),
         Ok(Err(message)) => bad_request(message),
         Err(error) => bad_request(error.to_string()),
     }
@@ -153,12 +160,7 @@ pub(super) struct BundleQuery {
 /// size. Cheap: nothing is hashed (that is [`check_bundle`]).
 pub(super) async fn bundle(Query(query): Query<BundleQuery>) -> Response {
     let path = PathBuf::from(&query.meta);
-    let described = tokio::task::spawn_blocking(move || describe(&path)).await;
-    match described {
-        Ok(Ok(value)) => Json(value).into_response(),
-        Ok(Err(message)) => bad_request(message),
-        Err(error) => bad_request(error.to_string()),
-    }
+    off_the_runtime(move || describe(&path)).await
 }
 
 fn describe(path: &Path) -> Result<Value, String> {

@@ -12,6 +12,7 @@ mod copy;
 mod demo;
 mod errors;
 mod faults;
+mod hostile;
 mod legacy;
 // Podman's service and containerd run on Unix sockets.
 #[cfg(unix)]

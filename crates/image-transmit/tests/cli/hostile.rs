@@ -1,0 +1,170 @@
+//! A registry that misbehaves on purpose (the fault proxy in front of a real one): whatever it
+//! sends, a job ends with one clear sentence, in bounded memory and time.
+
+#[cfg(unix)]
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use testkit::proxy::{Fault, FaultProxy, Rule};
+use testkit::{Layer, TestRegistry, push_oci_image};
+
+use crate::bundle_support::output_text;
+#[cfg(unix)]
+use crate::common::served_digest;
+use crate::common::{image_transmit, workdir, write};
+
+/// Runs `command` to its end and measures its peak resident memory (VmHWM, read from /proc
+/// while it runs), in MiB.
+#[cfg(unix)]
+fn run_measured(mut command: Command) -> (Output, u64) {
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    let started = Instant::now();
+    let mut peak_kib = 0;
+    let watcher = std::thread::spawn(move || {
+        while started.elapsed() < Duration::from_secs(120) {
+            let Ok(status) = std::fs::read_to_string(&status_file) else {
+                break;
+            };
+            let Some(high_water) = status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .and_then(|value| value.trim().trim_end_matches(" kB").parse::<u64>().ok())
+            else {
+                break;
+            };
+            peak_kib = peak_kib.max(high_water);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        peak_kib
+    });
+    let output = child.wait_with_output().unwrap();
+    let peak_kib = watcher.join().unwrap();
+    (output, peak_kib / 1024)
+}
+
+/// The binary under test as a plain process, set up as [`image_transmit`] sets it up.
+#[cfg(unix)]
+fn plain_command(dir: &std::path::Path, args: &[&str]) -> Command {
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin("image-transmit"));
+    command
+        .current_dir(dir)
+        .env("LANG", "en_US.UTF-8")
+        .env_remove("lang")
+        .env("DOCKER_CONFIG", dir.join("no-docker-config"))
+        .args(args);
+    command
+}
+
+fn source_with_app() -> (TestRegistry, FaultProxy) {
+    let source = TestRegistry::start();
+    push_oci_image(&source, "team/app", "1", &[Layer::random(99_001, 4_000)]);
+    let proxy = FaultProxy::start(&source);
+    (source, proxy)
+}
+
+/// A manifest answer that never ends is refused once it passes 4 MiB, not read into memory
+/// (3.2 GB peak before).
+#[cfg(unix)]
+#[test]
+fn a_manifest_that_never_ends_is_refused_in_bounded_memory() {
+    let (_source, proxy) = source_with_app();
+    let target = TestRegistry::start();
+    proxy.add(Rule::endless_body("GET", "/manifests/", 200));
+    let dir = workdir();
+    let (output, peak_mib) = run_measured(plain_command(
+        dir.path(),
+        &[
+            "copy",
+            "--from",
+            &proxy.url(),
+            "--to",
+            &target.url(),
+            "--retries",
+            "0",
+            "team/app:1",
+        ],
+    ));
+    let text = output_text(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("larger than any real manifest"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    assert!(peak_mib < 64, "peak {peak_mib} MiB\n{text}");
+    assert_eq!(served_digest(&target, "team/app", "1"), None);
+}
+
+/// An error answer whose body never ends: the first few KiB explain it, the rest is not read.
+#[cfg(unix)]
+#[test]
+fn an_error_body_that_never_ends_is_cut_short() {
+    let (_source, proxy) = source_with_app();
+    let target = TestRegistry::start();
+    proxy.add(Rule::endless_body("GET", "/manifests/", 500));
+    let dir = workdir();
+    let (output, peak_mib) = run_measured(plain_command(
+        dir.path(),
+        &[
+            "copy",
+            "--from",
+            &proxy.url(),
+            "--to",
+            &target.url(),
+            "--retries",
+            "0",
+            "team/app:1",
+        ],
+    ));
+    let text = output_text(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("500"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    assert!(peak_mib < 64, "peak {peak_mib} MiB\n{text}");
+}
+
+/// A tag list whose `next` link points back at itself ends the listing with a sentence that
+/// names the repository, instead of a cycle that never ends.
+#[test]
+fn a_tag_list_whose_pages_loop_ends_the_listing() {
+    let (_source, proxy) = source_with_app();
+    let target = TestRegistry::start();
+    proxy.add(Rule::new(
+        "GET",
+        "/tags/list",
+        Fault::Respond {
+            status: 200,
+            headers: vec![
+                ("Content-Type".into(), "application/json".into()),
+                (
+                    "Link".into(),
+                    "</v2/team/app/tags/list?n=1&last=1>; rel=\"next\"".into(),
+                ),
+            ],
+            body: br#"{"name":"team/app","tags":["1"]}"#.to_vec(),
+        },
+    ));
+    let dir = workdir();
+    write(dir.path(), "watch.txt", "team/app\n");
+    let started = Instant::now();
+    let output = image_transmit(dir.path())
+        .args([
+            "watch",
+            "--from",
+            &proxy.url(),
+            "--to",
+            &target.url(),
+            "--list",
+            "watch.txt",
+            "--once",
+        ])
+        .output()
+        .unwrap();
+    let text = output_text(&output);
+    assert!(started.elapsed() < Duration::from_secs(60), "{text}");
+    assert!(text.contains("pages never end"), "{text}");
+    assert!(text.contains("team/app"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+}
