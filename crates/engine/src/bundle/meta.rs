@@ -410,6 +410,16 @@ impl BundleMeta {
             path: path.to_path_buf(),
             detail,
         };
+        // Nothing to upload, verify or load: an empty or cut-short file, or a save in which
+        // every image failed. Passing it as "0 images, 0 faults" would tell an operator that a
+        // delivery succeeded.
+        if self.manifests.is_empty() {
+            return Err(invalid(
+                "it lists no images (an empty or cut-short meta file, or a save in which every \
+                 image failed)"
+                    .to_string(),
+            ));
+        }
         if let Some(name) = self.datafiles.keys().find(|n| !is_plain_file_name(n)) {
             return Err(invalid(format!(
                 "data file {name:?} is not a plain file name in the meta's directory"
@@ -1125,9 +1135,21 @@ mod tests {
             assert!(matches!(err, MetaError::Invalid { .. }), "{text}: {err:?}");
         }
         // Nulls and unknown keys are harmless.
-        let meta =
-            BundleMeta::parse("datafiles:\nblobs:\nfuture_key: 3\ncompressor:\n", path).unwrap();
-        assert_eq!(meta, BundleMeta::default());
+        let meta = BundleMeta::parse(
+            "datafiles:\nblobs:\nfuture_key: 3\ncompressor:\nmanifests:\n  a/b:1: '{}'\n",
+            path,
+        )
+        .unwrap();
+        assert!(meta.datafiles.is_empty() && meta.blobs.is_empty());
+        assert_eq!(meta.compressor, Compressor::default());
+        // A meta with no images is refused, whatever else it holds: there is nothing to deliver.
+        for text in ["", "blobs: {}\nmanifests: {}\n", "datafiles:\n  a.tar: 3\n"] {
+            let err = BundleMeta::parse(text, path).unwrap_err();
+            assert!(
+                err.to_string().contains("lists no images"),
+                "{text:?}: {err}"
+            );
+        }
     }
 
     #[test]
@@ -1141,7 +1163,8 @@ mod tests {
             ("squashfs", Compressor::Squashfs, true),
             ("brotli", Compressor::Other("brotli".into()), false),
         ] {
-            let meta = BundleMeta::parse(&format!("compressor: {name}\n"), Path::new("m")).unwrap();
+            let text = format!("compressor: {name}\nmanifests:\n  a/b:1: '{{}}'\n");
+            let meta = BundleMeta::parse(&text, Path::new("m")).unwrap();
             assert_eq!(meta.compressor, expected);
             assert_eq!(meta.compressor.is_supported(), supported);
             assert_eq!(meta.compressor.as_str(), name);

@@ -168,3 +168,29 @@ fn a_tag_list_whose_pages_loop_ends_the_listing() {
     assert!(text.contains("team/app"), "{text}");
     assert!(!text.contains("panicked"), "{text}");
 }
+
+/// A meta file with no images (empty, cut short, or hand-trimmed) is an error for every command
+/// that reads bundles, never "0 images, 0 faults" with exit status 0.
+#[test]
+fn a_meta_with_no_images_is_an_error_everywhere() {
+    let target = TestRegistry::start();
+    let dir = workdir();
+    write(dir.path(), "empty_meta.yaml", "");
+    write(
+        dir.path(),
+        "trimmed_meta.yaml",
+        "blobs: {}\nmanifests: {}\n",
+    );
+    for meta in ["empty_meta.yaml", "trimmed_meta.yaml"] {
+        for args in [
+            vec!["verify", meta],
+            vec!["upload", "--to", &target.url(), meta],
+        ] {
+            let output = image_transmit(dir.path()).args(&args).output().unwrap();
+            let text = output_text(&output);
+            assert!(!output.status.success(), "{args:?}: {text}");
+            assert!(text.contains("lists no images"), "{args:?}: {text}");
+            assert!(!text.contains("panicked"), "{args:?}: {text}");
+        }
+    }
+}
