@@ -160,6 +160,7 @@ pub(crate) fn explain_part(error: &engine::bundle::parts::PartError) -> String {
         E::UnsafeEntry { file, name, .. } => {
             t!("part.unsafe_entry", file = file, name = name).to_string()
         }
+        E::SymbolicLink { file } => t!("part.symbolic_link", file = file).to_string(),
         other => t!("error.bundle_part", detail = other.to_string()).to_string(),
     }
 }

@@ -420,6 +420,19 @@ impl BundleMeta {
                     .to_string(),
             ));
         }
+        // A base marker names the base's meta file beside this one; anything else would send a
+        // reader to an arbitrary path.
+        if let Some(base) = self
+            .blobs
+            .values()
+            .flatten()
+            .filter_map(|owner| BundleMeta::base_of_marker(owner))
+            .find(|name| !is_plain_file_name(name))
+        {
+            return Err(invalid(format!(
+                "a blob's base bundle {base:?} is not a plain file name in the meta's directory"
+            )));
+        }
         if let Some(name) = self.datafiles.keys().find(|n| !is_plain_file_name(n)) {
             return Err(invalid(format!(
                 "data file {name:?} is not a plain file name in the meta's directory"

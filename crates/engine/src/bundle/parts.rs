@@ -149,6 +149,13 @@ pub enum PartError {
     #[error("data file {file} is not a regular file")]
     NotAFile { file: String },
 
+    /// A link could point anywhere on the machine that reads the bundle: data files must be
+    /// the files themselves.
+    #[error(
+        "data file {file} is a symbolic link; a bundle's data files must be the files themselves"
+    )]
+    SymbolicLink { file: String },
+
     #[error(
         "the meta file names data file {file:?}, which is not a plain file name in the meta's \
          directory; the bundle is damaged or hostile"
@@ -209,6 +216,7 @@ impl PartError {
             PartError::Missing { file, .. }
             | PartError::SizeMismatch { file, .. }
             | PartError::NotAFile { file }
+            | PartError::SymbolicLink { file }
             | PartError::UnsafeName { file }
             | PartError::UnsafeEntry { file, .. }
             | PartError::Truncated { file, .. }
@@ -708,6 +716,10 @@ pub fn check_parts(meta: &BundleMeta, dir: &Path) -> Result<(), Vec<PartError>> 
             continue;
         }
         let path = dir.join(name);
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            problems.push(PartError::SymbolicLink { file: name.clone() });
+            continue;
+        }
         match fs::metadata(&path) {
             Err(source) if source.kind() == io::ErrorKind::NotFound => {
                 problems.push(PartError::Missing {

@@ -95,6 +95,9 @@ pub(crate) async fn run(args: &SaveArgs, config: &Config) -> anyhow::Result<Exit
         .clone()
         .or_else(|| config.outprefix.clone())
         .unwrap_or_default();
+    if !stays_inside(&prefix) {
+        return Err(UsageError(t!("error.out_outside_data", prefix = prefix).to_string()).into());
+    }
     let (directory, work_name) = unused_location(
         &Path::new("data").join(now.format("%Y%m%d").to_string()),
         &prefix,
@@ -179,6 +182,13 @@ fn output_location(day_directory: &Path, prefix: &str, work: &str) -> (PathBuf, 
         format!("{file_prefix}_{work}")
     };
     (directory, work_name)
+}
+
+/// Whether an `--out` / `outprefix` keeps the bundle under `data/`: relative, no `..`, no drive.
+fn stays_inside(prefix: &str) -> bool {
+    !prefix.starts_with(['/', '\\'])
+        && !prefix.contains(':')
+        && prefix.split(['/', '\\']).all(|part| part != "..")
 }
 
 /// Like [`output_location`], but never the name of a bundle already there: two saves in the

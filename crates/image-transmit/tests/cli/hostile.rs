@@ -194,3 +194,88 @@ fn a_meta_with_no_images_is_an_error_everywhere() {
         }
     }
 }
+
+/// A data file that is a symbolic link (to a file outside the bundle, or anywhere) is refused
+/// before anything is read or pushed, naming the file.
+#[cfg(unix)]
+#[test]
+fn a_data_file_that_is_a_symbolic_link_is_refused() {
+    let (source, _proxy) = source_with_app();
+    let target = TestRegistry::start();
+    let dir = workdir();
+    let (_, meta) = crate::bundle_support::save(dir.path(), &source.url(), &["team/app:1"]);
+    let folder = meta.parent().unwrap();
+    let data = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|e| e == "tar"))
+        .unwrap();
+    let elsewhere = dir.path().join("elsewhere.tar");
+    std::fs::rename(&data, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &data).unwrap();
+    for args in [
+        vec!["verify".to_string(), meta.display().to_string()],
+        vec![
+            "upload".to_string(),
+            "--to".to_string(),
+            target.url(),
+            meta.display().to_string(),
+        ],
+    ] {
+        let output = image_transmit(dir.path()).args(&args).output().unwrap();
+        let text = output_text(&output);
+        assert!(!output.status.success(), "{args:?}: {text}");
+        assert!(text.contains("is a symbolic link"), "{args:?}: {text}");
+    }
+    assert_eq!(served_digest(&target, "team/app", "1"), None);
+}
+
+/// An original-format meta whose base marker names a path (`…:../../etc/passwd`) instead of a
+/// base meta file beside it is refused as a damaged or hostile meta; nothing is opened there.
+#[test]
+fn a_base_marker_that_names_a_path_is_refused() {
+    let target = TestRegistry::start();
+    let dir = workdir();
+    let hex = "a".repeat(64);
+    write(
+        dir.path(),
+        "x_meta.yaml",
+        &format!(
+            "blobs:\n  {hex}:\n  - https://last.img/skip/it:../../../../etc/passwd\n\
+             manifests:\n  team/app:1: '{{}}'\ndatafiles: {{}}\n"
+        ),
+    );
+    for args in [
+        vec!["verify", "x_meta.yaml"],
+        vec!["upload", "--to", &target.url(), "x_meta.yaml"],
+    ] {
+        let output = image_transmit(dir.path()).args(&args).output().unwrap();
+        let text = output_text(&output);
+        assert!(!output.status.success(), "{args:?}: {text}");
+        assert!(text.contains("not a plain file name"), "{args:?}: {text}");
+    }
+}
+
+/// `--out` (and cfg.yaml's `outprefix`) cannot put a bundle outside `data/`.
+#[test]
+fn an_output_prefix_outside_the_data_folder_is_refused() {
+    let (source, _proxy) = source_with_app();
+    let dir = workdir();
+    for prefix in ["../../x", "/tmp/x", "a/../../x", "C:\\x"] {
+        let output = image_transmit(dir.path())
+            .args([
+                "save",
+                "--from",
+                &source.url(),
+                "--out",
+                prefix,
+                "team/app:1",
+            ])
+            .output()
+            .unwrap();
+        let text = output_text(&output);
+        assert_eq!(output.status.code(), Some(2), "{prefix}: {text}");
+        assert!(text.contains("outside the data folder"), "{prefix}: {text}");
+    }
+    assert!(!dir.path().join("x").exists());
+}
