@@ -303,6 +303,27 @@ impl Registry {
         Ok(format!("{base}/v2/{path_or_url}"))
     }
 
+    /// Whether `url` (as [`Self::url`] made it) is on this registry's own scheme, host and
+    /// port. A registry may send an upload elsewhere (its `Location`); the credentials meant
+    /// for it do not follow, as containerd sends a host only that host's credentials.
+    pub(crate) async fn is_own_origin(&self, url: &str) -> Result<bool> {
+        let base = self.base_url().await?;
+        // The same origin may be written with its default port.
+        let with_port = match base.strip_prefix("https://") {
+            Some(host) if !host.contains(':') || host.ends_with(']') => format!("{base}:443"),
+            _ => match base.strip_prefix("http://") {
+                Some(host) if !host.contains(':') || host.ends_with(']') => format!("{base}:80"),
+                _ => base.to_string(),
+            },
+        };
+        Ok([base, with_port.as_str()].iter().any(|origin| {
+            url == *origin
+                || url
+                    .strip_prefix(origin)
+                    .is_some_and(|rest| rest.starts_with(['/', '?']))
+        }))
+    }
+
     /// Sends a request that can be rebuilt at will (no streaming body): authenticated,
     /// retried on transient failures, re-authenticated once on 401.
     pub(crate) async fn send(
@@ -313,9 +334,14 @@ impl Registry {
         configure: &(dyn Fn(RequestBuilder) -> RequestBuilder + Sync),
     ) -> Result<Response> {
         let url = self.url(path_or_url).await?;
+        let own = self.is_own_origin(&url).await?;
         let mut reauthenticated = false;
         loop {
-            let authorization = self.authorization(scopes).await?;
+            let authorization = if own {
+                self.authorization(scopes).await?
+            } else {
+                None
+            };
             let response = self
                 .execute(&|| {
                     let mut request = self.inner.http.request(method.clone(), &url);
@@ -364,7 +390,11 @@ impl Registry {
         scopes: &[Scope],
         configure: impl FnOnce(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response> {
-        let authorization = self.authorization(scopes).await?;
+        let authorization = if self.is_own_origin(url).await? {
+            self.authorization(scopes).await?
+        } else {
+            None
+        };
         let mut request = self.inner.http.request(method, url);
         if let Some(value) = &authorization {
             request = request.header(AUTHORIZATION, value);

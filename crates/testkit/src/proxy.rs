@@ -215,6 +215,8 @@ pub struct SeenRequest {
     pub at: Instant,
     /// Length of the request body, as announced.
     pub body_len: u64,
+    /// Whether the request carried an `Authorization` header (its value is not kept).
+    pub authorized: bool,
 }
 
 /// A running proxy in front of one registry. Dropping it stops it and closes its connections.
@@ -439,6 +441,10 @@ fn serve_connection(client: TcpStream, shared: &Shared) -> io::Result<()> {
             faulted: fault.is_some(),
             at,
             body_len: request.body.len(),
+            authorized: request
+                .headers
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case("authorization")),
         },
     );
 

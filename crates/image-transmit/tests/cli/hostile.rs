@@ -271,3 +271,60 @@ fn an_output_prefix_outside_the_data_folder_is_refused() {
     }
     assert!(!dir.path().join("x").exists());
 }
+
+/// A target that sends the upload to another origin (its `Location`) does not get the target's
+/// password sent there: credentials go only to the registry's own scheme, host and port.
+#[test]
+fn credentials_do_not_follow_an_upload_to_another_origin() {
+    let (source, _proxy) = source_with_app();
+    let target = TestRegistry::start_with_auth("deployer", "s3cret-upload");
+    let front = FaultProxy::start(&target);
+    let elsewhere = FaultProxy::start(&target);
+    front.add(Rule::new(
+        "POST",
+        "/blobs/uploads/",
+        Fault::Respond {
+            status: 202,
+            headers: vec![(
+                "Location".into(),
+                format!("{}/v2/team/app/blobs/uploads/elsewhere", elsewhere.url()),
+            )],
+            body: Vec::new(),
+        },
+    ));
+    let dir = workdir();
+    write(
+        dir.path(),
+        "cfg.yaml",
+        &format!(
+            "target:\n- name: site\n  registry: {}\n  user: deployer\n  password: s3cret-upload\n",
+            front.url()
+        ),
+    );
+    let output = image_transmit(dir.path())
+        .args([
+            "copy",
+            "--from",
+            &source.url(),
+            "--to",
+            "site",
+            "--retries",
+            "0",
+            "team/app:1",
+        ])
+        .output()
+        .unwrap();
+    let text = output_text(&output);
+    assert!(!text.contains("s3cret-upload"), "{text}");
+    assert!(
+        front.requests().iter().any(|seen| seen.authorized),
+        "the target's own requests carry the login: {:#?}",
+        front.requests()
+    );
+    let sent_elsewhere = elsewhere.requests();
+    assert!(!sent_elsewhere.is_empty(), "{text}");
+    assert!(
+        sent_elsewhere.iter().all(|seen| !seen.authorized),
+        "credentials went to another origin: {sent_elsewhere:#?}"
+    );
+}
