@@ -504,7 +504,7 @@ impl RegistryEntry {
     /// insecure; on the command line nobody expects a bare host to turn verification off.
     pub(crate) fn from_url(arg: &str) -> Result<Self, ConfigError> {
         let invalid = |detail: &str| ConfigError::InvalidRegistryUrl {
-            value: arg.to_owned(),
+            value: without_password(arg),
             detail: detail.to_owned(),
         };
         let trimmed = arg.trim();
@@ -538,6 +538,24 @@ impl RegistryEntry {
     /// True when the argument cannot be a plain `name` and so must be a registry address.
     pub(crate) fn looks_like_url(arg: &str) -> bool {
         arg.contains("://") || arg.contains(['.', ':', '/']) || arg == "localhost"
+    }
+}
+
+/// `arg` as it may be shown: a password written into the address (`https://user:pw@host`) is
+/// replaced by `***`, so an error message never prints it back.
+fn without_password(arg: &str) -> String {
+    let (scheme, rest) = match arg.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), arg),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}{user}:***@{host}{path}")
+        }
+        None => arg.to_owned(),
     }
 }
 
@@ -908,6 +926,21 @@ impl RawCache {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_password_in_an_address_is_never_shown() {
+        assert_eq!(
+            super::without_password("http://user:pa55@10.0.0.1:5000/ns"),
+            "http://user:***@10.0.0.1:5000/ns"
+        );
+        assert_eq!(super::without_password("u:p@host"), "u:***@host");
+        assert_eq!(
+            super::without_password("https://host/a@b"),
+            "https://host/a@b"
+        );
+        let error = super::RegistryEntry::from_url("http://user:pa55@10.0.0.1:5000").unwrap_err();
+        assert!(!error.to_string().contains("pa55"), "{error}");
+    }
+
     use super::*;
 
     fn parse(text: &str) -> LoadedConfig {

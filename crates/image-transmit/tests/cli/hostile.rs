@@ -328,3 +328,35 @@ fn credentials_do_not_follow_an_upload_to_another_origin() {
         "credentials went to another origin: {sent_elsewhere:#?}"
     );
 }
+
+/// A password written into a registry address on the command line is never printed back.
+#[test]
+fn a_password_in_an_address_is_not_printed() {
+    let dir = workdir();
+    for args in [
+        [
+            "copy",
+            "--from",
+            "http://user:pa55word@127.0.0.1:1",
+            "--to",
+            "127.0.0.1:2",
+        ],
+        [
+            "copy",
+            "--from",
+            "127.0.0.1:1",
+            "--to",
+            "https://ops:pa55word@127.0.0.1:2/ns",
+        ],
+    ] {
+        let output = image_transmit(dir.path())
+            .args(args)
+            .arg("team/app:1")
+            .output()
+            .unwrap();
+        let text = output_text(&output);
+        assert_eq!(output.status.code(), Some(2), "{text}");
+        assert!(!text.contains("pa55word"), "{text}");
+        assert!(text.contains(":***@"), "{text}");
+    }
+}
