@@ -231,7 +231,14 @@ async fn require_token(
     let host = headers
         .get(header::HOST)
         .and_then(|value| value.to_str().ok());
-    if !host.is_some_and(is_loopback_host) {
+    // A page elsewhere cannot make this one act: a state-changing request from a browser
+    // names its page's origin, which must be a loopback one too.
+    let foreign_origin = request.method() != axum::http::Method::GET
+        && headers
+            .get(header::ORIGIN)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|origin| !is_loopback_origin(origin));
+    if !host.is_some_and(is_loopback_host) || foreign_origin {
         return (
             StatusCode::MISDIRECTED_REQUEST,
             rust_i18n::t!("ui.not_loopback_host", locale = state.language.as_str()).to_string(),
@@ -250,6 +257,14 @@ async fn require_token(
         rust_i18n::set_locale(crate::i18n::normalize(language));
     }
     next.run(request).await
+}
+
+/// `http://127.0.0.1:PORT` and the like; `null` (a sandboxed or file page) is not.
+fn is_loopback_origin(origin: &str) -> bool {
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(is_loopback_host)
 }
 
 /// `127.0.0.1:PORT`, `[::1]:PORT`, `localhost:PORT` and the like.
@@ -757,6 +772,15 @@ mod tests {
             "localhost.evil:1",
         ] {
             assert!(!is_loopback_host(host), "{host}");
+        }
+        assert!(is_loopback_origin("http://127.0.0.1:43215"));
+        for origin in [
+            "null",
+            "http://evil.example",
+            "https://10.0.0.1:8080",
+            "127.0.0.1",
+        ] {
+            assert!(!is_loopback_origin(origin), "{origin}");
         }
     }
 }

@@ -770,6 +770,18 @@ fn requests_without_the_token_or_from_another_name_are_refused() {
     let mut reply = String::new();
     stream.read_to_string(&mut reply).unwrap();
     assert!(reply.starts_with("HTTP/1.1 421"), "{reply}");
+    // A page elsewhere posting to this one (its browser names the page's origin).
+    let reply = raw_request(
+        &address,
+        "POST",
+        "/api/jobs",
+        &format!(
+            "x-token: {token}\r\nOrigin: http://evil.example\r\nContent-Type: application/json\r\n"
+        ),
+        r#"{"mode":"watch","source":"a","target":"b","list":"x"}"#,
+    );
+    assert!(reply.starts_with("HTTP/1.1 421"), "{reply}");
+    assert!(!dir.path().join("data/ui").exists());
 
     // Only loopback: other machines must not reach it at all.
     let refused = crate::common::image_transmit(dir.path())
