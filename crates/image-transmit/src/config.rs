@@ -926,22 +926,19 @@ impl RawCache {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_password_in_an_address_is_never_shown() {
         assert_eq!(
-            super::without_password("http://user:pa55@10.0.0.1:5000/ns"),
+            without_password("http://user:pa55@10.0.0.1:5000/ns"),
             "http://user:***@10.0.0.1:5000/ns"
         );
-        assert_eq!(super::without_password("u:p@host"), "u:***@host");
-        assert_eq!(
-            super::without_password("https://host/a@b"),
-            "https://host/a@b"
-        );
-        let error = super::RegistryEntry::from_url("http://user:pa55@10.0.0.1:5000").unwrap_err();
+        assert_eq!(without_password("u:p@host"), "u:***@host");
+        assert_eq!(without_password("https://host/a@b"), "https://host/a@b");
+        let error = RegistryEntry::from_url("http://user:pa55@10.0.0.1:5000").unwrap_err();
         assert!(!error.to_string().contains("pa55"), "{error}");
     }
-
-    use super::*;
 
     fn parse(text: &str) -> LoadedConfig {
         Config::parse(text, Path::new("cfg.yaml")).unwrap()

@@ -711,28 +711,21 @@ impl BundleMeta {
     /// carries it or leaves it to a base. `None` for a key the meta does not hold.
     pub fn image_size(&self, key: &str) -> Option<u64> {
         let text = self.manifests.get(key)?;
-        let mut blobs: HashMap<String, u64> = HashMap::new();
-        let mut add = |image: &ImageManifest| {
-            for blob in image.blobs() {
-                blobs
-                    .entry(blob.digest.as_str().to_string())
-                    .or_insert(blob.size);
-            }
-        };
-        let mut children: Vec<ImageManifest> = Vec::new();
-        if let Ok(image) = serde_json::from_str::<ImageManifest>(text) {
-            add(&image);
-        } else if let Ok(index) = serde_json::from_str::<IndexManifest>(text) {
-            children = index
-                .manifests
+        let images: Vec<ImageManifest> = match serde_json::from_str::<ImageManifest>(text) {
+            Ok(image) => vec![image],
+            Err(_) => serde_json::from_str::<IndexManifest>(text)
+                .map(|index| index.manifests)
+                .unwrap_or_default()
                 .iter()
                 .filter_map(|child| self.child_manifests.get(child.digest.as_str()))
                 .filter_map(|child| serde_json::from_str::<ImageManifest>(child).ok())
-                .collect();
-        }
-        for child in &children {
-            add(child);
-        }
+                .collect(),
+        };
+        let blobs: HashMap<&str, u64> = images
+            .iter()
+            .flat_map(|image| image.blobs())
+            .map(|blob| (blob.digest.as_str(), blob.size))
+            .collect();
         Some(blobs.values().sum())
     }
 

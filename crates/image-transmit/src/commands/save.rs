@@ -70,6 +70,14 @@ pub(crate) async fn run(args: &SaveArgs, config: &Config) -> anyhow::Result<Exit
         // docker load and OCI tools need every layer in the one file.
         return Err(UsageError(t!("error.archive_needs_full").to_string()).into());
     }
+    let prefix = args
+        .out
+        .clone()
+        .or_else(|| config.outprefix.clone())
+        .unwrap_or_default();
+    if !stays_inside(&prefix) {
+        return Err(UsageError(t!("error.out_outside_data", prefix = prefix).to_string()).into());
+    }
 
     let lines = read_lines(args.list.as_deref(), &args.images)?;
     let options = ListOptions {
@@ -90,14 +98,6 @@ pub(crate) async fn run(args: &SaveArgs, config: &Config) -> anyhow::Result<Exit
     let now = chrono::Local::now();
     let kind = if bases.is_empty() { "full" } else { "incr" };
     let work = format!("img_{kind}_{}", now.format("%Y%m%d%H%M"));
-    let prefix = args
-        .out
-        .clone()
-        .or_else(|| config.outprefix.clone())
-        .unwrap_or_default();
-    if !stays_inside(&prefix) {
-        return Err(UsageError(t!("error.out_outside_data", prefix = prefix).to_string()).into());
-    }
     let (directory, work_name) = unused_location(
         &Path::new("data").join(now.format("%Y%m%d").to_string()),
         &prefix,

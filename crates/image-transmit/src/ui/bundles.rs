@@ -10,6 +10,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use engine::bundle::meta::BundleMeta;
+use engine::bundle::parts::check_parts;
 use rust_i18n::t;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -17,7 +18,7 @@ use serde_json::{Value, json};
 use super::{UiState, bad_request};
 use crate::commands::{open_registry, upload, verify};
 use crate::config::Side;
-use crate::messages::explain;
+use crate::messages::{explain, explain_part};
 
 #[derive(Deserialize)]
 pub(super) struct BrowseQuery {
@@ -59,10 +60,24 @@ fn list_folder(folder: &Path) -> Result<Value, String> {
         )
         .to_string()
     };
-    let listing = std::fs::read_dir(&folder).map_err(cannot)?;
+    let listing: Vec<std::fs::DirEntry> = std::fs::read_dir(&folder)
+        .map_err(cannot)?
+        .flatten()
+        .collect();
+    let name_of = |entry: &std::fs::DirEntry| entry.file_name().to_string_lossy().into_owned();
+    // A package's data files are named after its meta file: they are shown as part of the
+    // package (step 2), not as something to pick.
+    let packages: Vec<String> = listing
+        .iter()
+        .filter_map(|entry| {
+            name_of(entry)
+                .strip_suffix("_meta.yaml")
+                .map(|p| format!("{p}_"))
+        })
+        .collect();
     let mut entries: Vec<(u8, String, Value)> = Vec::new();
-    for entry in listing.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
+    for entry in &listing {
+        let name = name_of(entry);
         if name.starts_with('.') {
             continue;
         }
@@ -75,7 +90,12 @@ fn list_folder(folder: &Path) -> Result<Value, String> {
             "folder"
         } else if name.ends_with("_meta.yaml") {
             "bundle"
-        } else if engine::bundle::oci_archive::is_tar(&path) {
+        } else if name.to_ascii_lowercase().ends_with(".tar")
+            && !packages
+                .iter()
+                .any(|prefix| name.starts_with(prefix.as_str()))
+            && engine::bundle::oci_archive::is_tar(&path)
+        {
             "archive"
         } else {
             continue;
@@ -171,48 +191,33 @@ fn describe(path: &Path) -> Result<Value, String> {
         .keys()
         .map(|key| json!({"name": key, "size": meta.image_size(key)}))
         .collect();
-    let mut missing = Vec::new();
+    // The same check upload makes first, in the same words.
+    let problems: Vec<String> = match check_parts(&meta, directory) {
+        Ok(()) => Vec::new(),
+        Err(problems) => problems.iter().map(explain_part).collect(),
+    };
     let datafiles: Vec<Value> = meta
         .datafiles
         .iter()
-        .map(|(name, size)| {
-            let found = std::fs::metadata(directory.join(name))
-                .ok()
-                .map(|m| m.len());
-            let sound = found == Some(*size);
-            if !sound {
-                missing.push(match found {
-                    None => t!("ui.datafile_missing", file = name).to_string(),
-                    Some(actual) => t!(
-                        "ui.datafile_wrong_size",
-                        file = name,
-                        expected = size,
-                        actual = actual
-                    )
-                    .to_string(),
-                });
-            }
-            json!({"name": name, "size": size, "present": found.is_some(), "sound": sound})
-        })
+        .map(|(name, size)| json!({"name": name, "size": size}))
         .collect();
+    let assumed = meta.blobs_assumed();
     let mut bases: Vec<String> = meta.bases.iter().map(|base| base.meta.clone()).collect();
-    for assumed in meta.blobs_assumed() {
-        bases.extend(assumed.bases);
-    }
+    bases.extend(assumed.iter().flat_map(|blob| blob.bases.iter().cloned()));
     bases.sort();
     bases.dedup();
+    let incremental = !bases.is_empty() || !assumed.is_empty();
     let bases: Vec<Value> = bases
         .into_iter()
         .map(|name| json!({"name": name, "beside": directory.join(&name).is_file()}))
         .collect();
-    let incremental = !bases.is_empty() || !meta.blobs_assumed().is_empty();
     Ok(json!({
         "meta": path.display().to_string(),
         "file": path.file_name().map(|n| n.to_string_lossy().into_owned()),
         "kind": if incremental { "incremental" } else { "full" },
         "images": images,
         "datafiles": datafiles,
-        "problems": missing,
+        "problems": problems,
         "bases": bases,
         "total_size": meta.datafiles.values().sum::<u64>(),
         "original": meta.is_original(),

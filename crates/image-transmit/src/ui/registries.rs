@@ -151,29 +151,21 @@ fn keep(state: &UiState, side: Side, entry: &RegistryEntry) -> Result<PathBuf, S
     let path = path_slot
         .clone()
         .unwrap_or_else(|| PathBuf::from(config::CONFIG_FILE_NAME));
-    let (text, with_bom) = match std::fs::read(&path) {
-        Ok(bytes) => {
-            let text = crate::text_file::decode(&bytes).map_err(|error| {
-                t!(
-                    "ui.config_unreadable",
-                    path = path.display(),
-                    detail = error.to_string()
-                )
-                .to_string()
-            })?;
-            let bom = bytes.starts_with(b"\xEF\xBB\xBF") || bytes.starts_with(&[0xFF, 0xFE]);
-            (text, bom)
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => (String::new(), false),
-        Err(error) => {
-            return Err(t!(
-                "ui.config_unreadable",
-                path = path.display(),
-                detail = error.to_string()
-            )
-            .to_string());
-        }
+    let unreadable = |detail: String| {
+        t!(
+            "ui.config_unreadable",
+            path = path.display(),
+            detail = detail
+        )
+        .to_string()
     };
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(error) => return Err(unreadable(error.to_string())),
+    };
+    let text = crate::text_file::decode(&bytes).map_err(|error| unreadable(error.to_string()))?;
+    let with_bom = bytes.starts_with(b"\xEF\xBB\xBF") || bytes.starts_with(&[0xFF, 0xFE]);
     let edited =
         crate::config_edit::add_registry(&text, side, entry).map_err(|error| error.to_string())?;
     crate::config_edit::write_config(&path, &edited, with_bom).map_err(|error| {

@@ -470,9 +470,14 @@ function busy(running) {
   $("job-stop").hidden = !running;
 }
 
+// What the panel knows of a job: filled in by its events, or from its report.
+function newJob(id, mode, request) {
+  return { id, mode, request, report: null, exit: null, running: true, log: [], images: new Map(), counts: null, invalid: [] };
+}
+
 function follow(id, mode, request) {
   if (events) events.close();
-  job = { id, mode, request, report: null, exit: null, running: true, log: [], images: new Map(), counts: null, invalid: [] };
+  job = newJob(id, mode, request);
   const panel = $("job");
   $(`screen-${screenOf(mode)}`).querySelector(".job-slot").replaceChildren(panel);
   panel.hidden = false;
@@ -663,7 +668,7 @@ async function openJob(id) {
     return;
   }
   if (events) events.close();
-  job = { id, mode: entry.mode, request: null, report: entry.outcome.report, exit: entry.outcome.exit, running: false, log: [], images: new Map(), counts: null, invalid: [] };
+  job = { ...newJob(id, entry.mode, null), report: entry.outcome.report, exit: entry.outcome.exit, running: false };
   if (job.report) {
     job.counts = { succeeded: job.report.summary.succeeded, failed: job.report.summary.failed, total: job.report.summary.total, bytes: job.report.bytes_transferred, elapsed_seconds: job.report.elapsed_seconds, speed: 0 };
     job.report.images.forEach((image, index) =>
