@@ -18,10 +18,14 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 use crate::events::{BlobOutcome, Event, ImageId, Observer};
 use crate::plan::{ImageName, ImagePair, InvalidLine};
+use crate::stall::{Liveness, StallSide};
 use crate::transport::{ImageDestination, ImageLoader, ImageSource, Manifest, ManifestRole};
 use crate::verify::{StreamFailure, Verified};
 
 mod load;
+
+/// How long a blob transfer may go without moving a byte, unless configured otherwise.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How a job runs.
 #[derive(Debug, Clone)]
@@ -40,6 +44,9 @@ pub struct CopyOptions {
     /// Put before the target name of an image loaded into a container engine (Docker,
     /// containerd): the registry host the image is known by there.
     pub loaded_name_host: Option<String>,
+    /// A blob transfer in which no byte moves for this long is abandoned (and retried as
+    /// `retries` allows), naming the side that stopped.
+    pub stall_timeout: Duration,
     /// When cancelled, images not yet started are left out of the job while those in flight
     /// finish: the graceful stop of a daemon, where the job's own cancellation abandons them.
     pub stop_starting: Option<CancellationToken>,
@@ -58,6 +65,7 @@ impl Default for CopyOptions {
             platforms: Vec::new(),
             platform_as_manifest: false,
             loaded_name_host: None,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
             stop_starting: None,
         }
     }
@@ -798,8 +806,9 @@ impl CopyJob {
         }
     }
 
-    /// Streams one blob, retrying a broken transfer from the start a few times before the
-    /// failure goes up to the image's own retries.
+    /// Streams one blob, retrying a broken or stalled transfer from the start (as many times
+    /// as `retries` allows, at most three tries) before the failure goes up to the image's own
+    /// retries.
     async fn transfer(
         &self,
         destination: &dyn ImageDestination,
@@ -808,33 +817,51 @@ impl CopyJob {
         target: &ImageName,
         blob: &Descriptor,
     ) -> Result<()> {
-        const ATTEMPTS: u32 = 3;
+        let attempts = 1 + self.options.retries.min(2);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let content = self.source.blob(&source.repository, blob).await?;
-            let observer = self.observer.clone();
+            let liveness = Arc::new(Liveness::new());
             let counted = Arc::new(std::sync::atomic::AtomicU64::new(0));
-            let counter = counted.clone();
-            let failure = StreamFailure::default();
-            let verified = Verified::new(
-                content,
-                blob,
-                Box::new(move |bytes| {
-                    counter.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
-                    observer.event(&Event::BlobProgress { image, bytes });
+            let moved = async {
+                let content = self.source.blob(&source.repository, blob).await?;
+                liveness.waiting_for_source(false);
+                liveness.progressed();
+                let observer = self.observer.clone();
+                let counter = counted.clone();
+                let failure = StreamFailure::default();
+                let verified = Verified::new(
+                    content,
+                    blob,
+                    Box::new(move |bytes| {
+                        counter.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+                        observer.event(&Event::BlobProgress { image, bytes });
+                    }),
+                    failure.clone(),
+                )
+                .watched_by(liveness.clone());
+                destination
+                    .put_blob(&target.repository, blob, verified.boxed())
+                    .await
+                    // When the content itself failed (bad digest, broken source), say that
+                    // rather than what the destination made of its aborted body.
+                    .map_err(|error| match failure.take() {
+                        Some(content) => self.content_error(blob, content),
+                        None => error,
+                    })
+            };
+            let outcome = tokio::select! {
+                outcome = moved => outcome,
+                side = liveness.stalled(self.options.stall_timeout) => Err(Error::Stalled {
+                    origin: match side {
+                        StallSide::Source => self.source.describe(),
+                        StallSide::Destination => destination.describe(),
+                    },
+                    side,
+                    digest: blob.digest.clone(),
+                    seconds: self.options.stall_timeout.as_secs().max(1),
                 }),
-                failure.clone(),
-            );
-            let outcome = destination
-                .put_blob(&target.repository, blob, verified.boxed())
-                .await
-                // When the content itself failed (bad digest, broken source), say that rather
-                // than what the destination made of its aborted body.
-                .map_err(|error| match failure.take() {
-                    Some(content) => self.content_error(blob, content),
-                    None => error,
-                });
+            };
             self.counters.bytes.fetch_add(
                 counted.load(std::sync::atomic::Ordering::Relaxed),
                 std::sync::atomic::Ordering::Relaxed,
@@ -842,7 +869,7 @@ impl CopyJob {
             match outcome {
                 Err(error)
                     if error.is_retryable()
-                        && attempt < ATTEMPTS
+                        && attempt < attempts
                         && !self.cancel.is_cancelled() =>
                 {
                     tracing::debug!(%error, digest = %blob.digest, "retrying blob");

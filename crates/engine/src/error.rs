@@ -35,6 +35,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Nothing moved for `seconds` during a blob transfer; `side` stopped (`origin` is its
+    /// [`describe`](crate::transport::ImageSource::describe)).
+    #[error("{origin} moved nothing for {seconds} s while transferring blob {digest} ({side:?})")]
+    Stalled {
+        side: crate::StallSide,
+        origin: String,
+        digest: registry::Digest,
+        seconds: u64,
+    },
+
     #[error("stopped by the user")]
     Cancelled,
 
@@ -63,6 +73,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Registry(error) => error.is_retryable(),
+            Error::Stalled { .. } => true,
             Error::Plan(_)
             | Error::Meta(_)
             | Error::Part(_)

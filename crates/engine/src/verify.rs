@@ -11,6 +11,7 @@ use futures_util::Stream;
 use registry::manifest::Descriptor;
 use registry::{Digest, DigestHasher};
 
+use crate::stall::Liveness;
 use crate::transport::ByteStream;
 
 /// Called with the length of each chunk that passes.
@@ -46,6 +47,7 @@ pub(crate) struct Verified {
     seen: u64,
     progress: ProgressFn,
     finished: bool,
+    liveness: Option<Arc<Liveness>>,
 }
 
 impl Verified {
@@ -64,6 +66,23 @@ impl Verified {
             seen: 0,
             progress,
             finished: false,
+            liveness: None,
+        }
+    }
+
+    /// Tells `liveness` whenever bytes arrive and whether the source is the one being waited
+    /// for, so a stalled transfer can be told apart from a stalled destination.
+    pub(crate) fn watched_by(mut self, liveness: Arc<Liveness>) -> Verified {
+        self.liveness = Some(liveness);
+        self
+    }
+
+    fn note(&self, waiting_for_source: bool) {
+        if let Some(liveness) = &self.liveness {
+            liveness.waiting_for_source(waiting_for_source);
+            if !waiting_for_source {
+                liveness.progressed();
+            }
         }
     }
 
@@ -92,7 +111,9 @@ impl Stream for Verified {
         if self.finished {
             return Poll::Ready(None);
         }
-        match self.inner.as_mut().poll_next(cx) {
+        let polled = self.inner.as_mut().poll_next(cx);
+        self.note(polled.is_pending());
+        match polled {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(chunk))) => {
                 self.seen += chunk.len() as u64;

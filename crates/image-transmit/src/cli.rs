@@ -68,6 +68,8 @@ pub(crate) struct TransferOptions {
     pub(crate) maxconn: Option<usize>,
     #[arg(long, value_name = "N")]
     pub(crate) retries: Option<u32>,
+    #[arg(long = "stall-timeout", id = "stall_timeout", value_name = "SECONDS")]
+    pub(crate) stall_timeout: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

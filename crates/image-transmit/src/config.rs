@@ -20,6 +20,8 @@ pub(crate) const CONFIG_FILE_NAME: &str = "cfg.yaml";
 pub(crate) const DEFAULT_MAXCONN: usize = 5;
 /// Extra task passes when `retries` is absent or 0, as in the original.
 pub(crate) const DEFAULT_RETRIES: u32 = 2;
+/// Seconds a blob transfer may go without moving a byte when `stalltimeout` is absent or 0.
+pub(crate) const DEFAULT_STALL_TIMEOUT_SECS: u64 = 60;
 /// Watch-mode rescan period in seconds when `interval` is absent or 0.
 pub(crate) const DEFAULT_INTERVAL_SECS: u64 = 60;
 /// Documented cache eviction age in days.
@@ -34,6 +36,8 @@ pub(crate) struct Config {
     pub(crate) target: Vec<RegistryEntry>,
     pub(crate) maxconn: usize,
     pub(crate) retries: u32,
+    /// Seconds without a byte moving before a transfer is abandoned as stalled (ours).
+    pub(crate) stalltimeout: u64,
     pub(crate) singlefile: bool,
     pub(crate) dockerfile: bool,
     /// `tar` or `squashfs` in the original CLI; the GUI also knew `gzip`, `zstd`, `xz`, `lz4`.
@@ -68,6 +72,7 @@ impl Default for Config {
             target: Vec::new(),
             maxconn: DEFAULT_MAXCONN,
             retries: DEFAULT_RETRIES,
+            stalltimeout: DEFAULT_STALL_TIMEOUT_SECS,
             singlefile: false,
             dockerfile: false,
             compressor: None,
@@ -660,6 +665,8 @@ struct RawConfig {
     maxconn: Option<usize>,
     #[serde(default)]
     retries: Option<u32>,
+    #[serde(default)]
+    stalltimeout: Option<u64>,
     #[serde(default, deserialize_with = "null_as_default")]
     singlefile: bool,
     #[serde(default, deserialize_with = "null_as_default")]
@@ -784,6 +791,10 @@ impl RawConfig {
             target: registries(self.target, "target")?,
             maxconn: self.maxconn.filter(|&n| n > 0).unwrap_or(defaults.maxconn),
             retries: self.retries.filter(|&n| n > 0).unwrap_or(defaults.retries),
+            stalltimeout: self
+                .stalltimeout
+                .filter(|&n| n > 0)
+                .unwrap_or(defaults.stalltimeout),
             singlefile: self.singlefile,
             dockerfile: self.dockerfile,
             compressor: non_blank(self.compressor),

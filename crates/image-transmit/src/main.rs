@@ -199,6 +199,7 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
         let transfer = TransferOptions {
             maxconn: invocation.maxconn,
             retries: invocation.retries,
+            ..TransferOptions::default()
         };
         let json = invocation.json.clone();
         return Ok(match legacy::mode(&invocation) {

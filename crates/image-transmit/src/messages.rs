@@ -2,8 +2,8 @@
 //! exhaustive on purpose: a new error kind does not compile until it has its sentence in both
 //! catalogs.
 
-use engine::Error;
 use engine::plan::PlanError;
+use engine::{Error, StallSide};
 use registry::reference::ReferenceProblem;
 use rust_i18n::t;
 
@@ -41,6 +41,24 @@ pub(crate) fn explain(error: &Error) -> String {
             detail = explain_registry(error)
         )
         .to_string(),
+        Error::Stalled {
+            side,
+            origin,
+            digest,
+            seconds,
+        } => {
+            let key = match side {
+                StallSide::Source => "error.stalled_source",
+                StallSide::Destination => "error.stalled_destination",
+            };
+            t!(
+                key,
+                origin = origin,
+                digest = digest.short(),
+                seconds = seconds
+            )
+            .to_string()
+        }
         Error::Cancelled => t!("error.interrupted").to_string(),
         Error::Io { path, source } => {
             t!("error.io", path = path, detail = source.to_string()).to_string()

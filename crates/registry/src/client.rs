@@ -31,6 +31,10 @@ pub struct RegistryOptions {
     pub credentials: Option<Credentials>,
     pub tls: TlsOptions,
     pub retry: RetryPolicy,
+    /// How long one read may wait for a byte before the request fails as timed out; `None`
+    /// is [`DEFAULT_READ_TIMEOUT`]. A backstop: jobs detect stalled transfers sooner, and
+    /// name the side that stalled.
+    pub read_timeout: Option<Duration>,
     /// Whether to look credentials up in Docker's config.json when none are given.
     pub use_docker_config: bool,
     /// For an address without a scheme: try HTTPS first, then plain HTTP, as the original tool
@@ -68,6 +72,8 @@ impl std::fmt::Debug for Registry {
 }
 
 const USER_AGENT: &str = concat!("image-transmit/", env!("CARGO_PKG_VERSION"));
+/// How long a read may wait for a byte when [`RegistryOptions::read_timeout`] is not given.
+pub(crate) const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(120);
 /// The longest a 429 `Retry-After` may pause one request.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
 
@@ -77,7 +83,8 @@ impl Registry {
         if options.http_fallback && !options.address.contains("://") {
             endpoint.scheme = Scheme::HttpsThenHttp;
         }
-        let http = http_client(&options.tls, USER_AGENT)?;
+        let read_timeout = options.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT);
+        let http = http_client(&options.tls, read_timeout, USER_AGENT)?;
         Ok(Registry {
             inner: Arc::new(Inner {
                 endpoint,

@@ -134,27 +134,39 @@ pub struct TlsOptions {
 /// The HTTP client for one TLS profile, shared by every registry using that profile: loading
 /// and parsing the system's trusted roots is most of a short run's start-up, so it happens
 /// once per profile, and connections stay pooled across images.
-pub(crate) fn http_client(tls: &TlsOptions, user_agent: &str) -> Result<reqwest::Client> {
-    static CLIENTS: Mutex<Vec<(TlsOptions, reqwest::Client)>> = Mutex::new(Vec::new());
+pub(crate) fn http_client(
+    tls: &TlsOptions,
+    read_timeout: Duration,
+    user_agent: &str,
+) -> Result<reqwest::Client> {
+    type Profile = (TlsOptions, Duration);
+    static CLIENTS: Mutex<Vec<(Profile, reqwest::Client)>> = Mutex::new(Vec::new());
     let mut clients = CLIENTS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some((_, client)) = clients.iter().find(|(options, _)| options == tls) {
+    if let Some((_, client)) = clients
+        .iter()
+        .find(|((options, timeout), _)| options == tls && *timeout == read_timeout)
+    {
         return Ok(client.clone());
     }
-    let client = build_http_client(tls, user_agent)?;
-    clients.push((tls.clone(), client.clone()));
+    let client = build_http_client(tls, read_timeout, user_agent)?;
+    clients.push(((tls.clone(), read_timeout), client.clone()));
     Ok(client)
 }
 
-fn build_http_client(tls: &TlsOptions, user_agent: &str) -> Result<reqwest::Client> {
+fn build_http_client(
+    tls: &TlsOptions,
+    read_timeout: Duration,
+    user_agent: &str,
+) -> Result<reqwest::Client> {
     install_crypto_provider();
     let configured = |only_given_roots: bool, certificates: Vec<reqwest::Certificate>| {
         let builder = reqwest::Client::builder()
             .user_agent(user_agent)
             .connect_timeout(Duration::from_secs(15))
             // A stalled connection must fail the transfer (and be retried), not hang it forever.
-            .read_timeout(Duration::from_secs(120))
+            .read_timeout(read_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .tls_danger_accept_invalid_certs(tls.skip_verify);

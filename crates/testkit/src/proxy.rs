@@ -65,6 +65,9 @@ pub enum Fault {
     /// Answers with this status and a body that never ends (no length, bytes until the client
     /// hangs up), as a hostile or broken registry might: the client must stop reading.
     EndlessBody { status: u16 },
+    /// Reads the first `after` bytes of the request body, then neither reads more nor answers,
+    /// holding the connection until the client gives up: a destination that stalls.
+    StopReading { after: u64 },
 }
 
 /// A fault for requests whose method and path match, optionally only the first few of them.
@@ -139,6 +142,11 @@ impl Rule {
     /// Answers `status` with a body that never ends; see [`Fault::EndlessBody`].
     pub fn endless_body(method: &str, path_contains: &str, status: u16) -> Rule {
         Rule::new(method, path_contains, Fault::EndlessBody { status })
+    }
+
+    /// Takes `after` request body bytes, then goes silent; see [`Fault::StopReading`].
+    pub fn stop_reading(method: &str, path_contains: &str, after: u64) -> Rule {
+        Rule::new(method, path_contains, Fault::StopReading { after })
     }
 
     /// Forwards and corrupts the response body; see [`Fault::CorruptBody`].
@@ -410,6 +418,24 @@ impl RequestBody {
     }
 }
 
+/// Keeps a connection open, reading nothing, until the client closes it (or, as a guard for a
+/// broken test, ten minutes pass).
+fn hold_until_hung_up(client: &TcpStream) {
+    if client.set_nonblocking(true).is_err() {
+        return;
+    }
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(600) {
+        match client.peek(&mut [0u8; 1]) {
+            // Closed by the client.
+            Ok(0) => return,
+            Err(error) if error.kind() != io::ErrorKind::WouldBlock => return,
+            // Unread bytes waiting, or nothing yet: the client is still there.
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
 fn serve_connection(client: TcpStream, shared: &Shared) -> io::Result<()> {
     client.set_read_timeout(Some(IO_TIMEOUT))?;
     client.set_write_timeout(Some(IO_TIMEOUT))?;
@@ -498,6 +524,13 @@ fn serve_connection(client: TcpStream, shared: &Shared) -> io::Result<()> {
                 break;
             }
         }
+        return Ok(());
+    }
+
+    if let Some(Fault::StopReading { after }) = &fault {
+        let wanted = request.body.len().min(*after);
+        io::copy(&mut (&mut reader).take(wanted), &mut io::sink())?;
+        hold_until_hung_up(&client);
         return Ok(());
     }
 

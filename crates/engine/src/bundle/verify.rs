@@ -42,6 +42,17 @@ pub enum Finding {
     BlobUnreadable { image: String, digest: Digest },
     /// A manifest cannot be read.
     BadManifest { image: String, detail: String },
+    /// An index names a child manifest the bundle does not hold.
+    ChildManifestMissing { image: String, digest: Digest },
+    /// A child manifest's text does not hash to the digest its index names: upload would
+    /// refuse it, and a registry would store something else under that name.
+    ChildManifestDigest {
+        image: String,
+        digest: Digest,
+        actual: Digest,
+    },
+    /// An index whose child is itself an index, which no registry serves as one image.
+    NestedIndex { image: String },
     /// A squashfs bundle cannot be turned back into blobs.
     Squashfs(SquashfsError),
 }
@@ -243,19 +254,16 @@ fn manifest_blobs(
     text: &str,
     findings: &mut Vec<Finding>,
 ) -> Vec<(String, Digest)> {
-    let mut bad = |detail: String| {
-        findings.push(Finding::BadManifest {
-            image: key.to_string(),
-            detail,
-        });
-    };
     let parsed = match meta
         .manifest_media_type(key, text)
         .and_then(|media_type| manifest::parse(&media_type, text.as_bytes(), key))
     {
         Ok(parsed) => parsed,
         Err(error) => {
-            bad(error.to_string());
+            findings.push(Finding::BadManifest {
+                image: key.to_string(),
+                detail: error.to_string(),
+            });
             return Vec::new();
         }
     };
@@ -267,12 +275,21 @@ fn manifest_blobs(
         ParsedManifest::Index(index) => {
             for child in index.manifests {
                 let Some(child_text) = meta.child_manifests.get(child.digest.as_str()) else {
-                    bad(format!(
-                        "child manifest {} is not in the bundle",
-                        child.digest.short()
-                    ));
+                    findings.push(Finding::ChildManifestMissing {
+                        image: key.to_string(),
+                        digest: child.digest.clone(),
+                    });
                     continue;
                 };
+                let actual = Digest::of(child_text.as_bytes());
+                if actual != child.digest {
+                    findings.push(Finding::ChildManifestDigest {
+                        image: key.to_string(),
+                        digest: child.digest.clone(),
+                        actual,
+                    });
+                    continue;
+                }
                 let parsed = meta
                     .manifest_media_type(child.digest.as_str(), child_text)
                     .and_then(|media_type| {
@@ -282,8 +299,13 @@ fn manifest_blobs(
                     Ok(ParsedManifest::Image(image)) => {
                         blobs.extend(image.blobs().map(|b| (key.to_string(), b.digest.clone())));
                     }
-                    Ok(ParsedManifest::Index(_)) => bad("an index nested in an index".into()),
-                    Err(error) => bad(error.to_string()),
+                    Ok(ParsedManifest::Index(_)) => findings.push(Finding::NestedIndex {
+                        image: key.to_string(),
+                    }),
+                    Err(error) => findings.push(Finding::BadManifest {
+                        image: key.to_string(),
+                        detail: error.to_string(),
+                    }),
                 }
             }
         }

@@ -32,9 +32,9 @@ pub(crate) async fn run(args: &CopyArgs, config: &Config) -> anyhow::Result<Exit
         };
         return super::load::run(&load, config).await;
     }
-    let (_, source) = open_source(config, &args.from, &args.source_tls)?;
-    let (target_entry, target) = open_target(config, &args.to, &args.target_tls)?;
-    let settings = JobSettings::new(config, args.transfer.maxconn, args.transfer.retries);
+    let settings = JobSettings::new(config, &args.transfer);
+    let (_, source) = open_source(config, &settings, &args.from, &args.source_tls)?;
+    let (target_entry, target) = open_target(config, &settings, &args.to, &args.target_tls)?;
     let platforms = platform_filters(args.platform.as_deref(), config)?;
 
     let lines = read_lines(args.list.as_deref(), &args.images)?;
@@ -57,6 +57,7 @@ pub(crate) async fn run(args: &CopyArgs, config: &Config) -> anyhow::Result<Exit
     let options = CopyOptions {
         max_connections: settings.max_connections,
         retries: settings.retries,
+        stall_timeout: settings.stall_timeout,
         platforms,
         platform_as_manifest: args.platform_as_manifest,
         ..CopyOptions::default()

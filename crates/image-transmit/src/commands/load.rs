@@ -122,7 +122,7 @@ fn host_platform() -> PlatformFilter {
 pub(crate) async fn run(args: &LoadArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let engine = Engine::parse(&args.to)
         .ok_or_else(|| UsageError(t!("error.unknown_engine", name = args.to).to_string()))?;
-    let settings = JobSettings::new(config, args.transfer.maxconn, args.transfer.retries);
+    let settings = JobSettings::new(config, &args.transfer);
     // A target entry named like the engine gives loaded names their host and namespace.
     let naming = config.find_target(&args.to).ok();
     let naming_host = naming
@@ -169,6 +169,7 @@ pub(crate) async fn run(args: &LoadArgs, config: &Config) -> anyhow::Result<Exit
     let options = CopyOptions {
         max_connections: settings.max_connections,
         retries: settings.retries,
+        stall_timeout: settings.stall_timeout,
         platforms,
         loaded_name_host: naming_host.or(planned.host),
         ..CopyOptions::default()
@@ -204,7 +205,7 @@ async fn plan_from_registry(
     from: &str,
     list_options: ListOptions,
 ) -> anyhow::Result<Planned> {
-    let (_, registry) = open_source(config, from, &args.source_tls)?;
+    let (_, registry) = open_source(config, settings, from, &args.source_tls)?;
     let lines = read_lines(args.list.as_deref(), &args.inputs)?;
     let endpoint = list_endpoint(&registry);
     let options = ListOptions {

@@ -19,6 +19,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 pub(crate) use engine::Sink;
@@ -30,7 +31,7 @@ use registry::{Credentials, Registry, RegistryOptions, RetryPolicy, TlsOptions};
 use rust_i18n::t;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{SourceTls, TargetTls};
+use crate::cli::{SourceTls, TargetTls, TransferOptions};
 use crate::config::{CacheConfig, Config, RegistryEntry};
 use crate::event_stream::EventStream;
 use crate::messages::{explain, explain_for, explain_plan};
@@ -53,6 +54,8 @@ pub(crate) struct RunError(pub(crate) String);
 pub(crate) struct JobSettings {
     pub(crate) max_connections: usize,
     pub(crate) retries: u32,
+    /// How long a transfer may move nothing before it is abandoned (and retried).
+    pub(crate) stall_timeout: Duration,
     /// cfg.yaml `cache:`: blobs read through it when set.
     pub(crate) cache: Option<CacheConfig>,
     /// cfg.yaml's robots and webhooks, told when the job ends.
@@ -60,14 +63,16 @@ pub(crate) struct JobSettings {
 }
 
 impl JobSettings {
-    pub(crate) fn new(
-        config: &Config,
-        maxconn: Option<usize>,
-        retries: Option<u32>,
-    ) -> JobSettings {
+    pub(crate) fn new(config: &Config, flags: &TransferOptions) -> JobSettings {
         JobSettings {
-            max_connections: maxconn.filter(|n| *n > 0).unwrap_or(config.maxconn),
-            retries: retries.unwrap_or(config.retries),
+            max_connections: flags.maxconn.filter(|n| *n > 0).unwrap_or(config.maxconn),
+            retries: flags.retries.unwrap_or(config.retries),
+            stall_timeout: Duration::from_secs(
+                flags
+                    .stall_timeout
+                    .filter(|n| *n > 0)
+                    .unwrap_or(config.stalltimeout),
+            ),
             cache: config.cache.clone(),
             notifier: Notifier::from_config(config),
         }
@@ -78,6 +83,7 @@ impl JobSettings {
 /// `--src-tls-verify` / `--src-cert-dir` say where given.
 pub(crate) fn open_source(
     config: &Config,
+    settings: &JobSettings,
     name: &str,
     tls: &SourceTls,
 ) -> anyhow::Result<(RegistryEntry, Registry)> {
@@ -87,13 +93,14 @@ pub(crate) fn open_source(
     if let Some(directory) = &tls.cert_dir {
         entry.cacert = Some(directory.clone());
     }
-    let registry = open_registry_verifying(&entry, config, tls.verify)?;
+    let registry = open_registry_verifying(&entry, config, settings.stall_timeout, tls.verify)?;
     Ok((entry, registry))
 }
 
 /// The target registry a `--to` names, opened, with `--dest-tls-verify` / `--dest-cert-dir`.
 pub(crate) fn open_target(
     config: &Config,
+    settings: &JobSettings,
     name: &str,
     tls: &TargetTls,
 ) -> anyhow::Result<(RegistryEntry, Registry)> {
@@ -103,7 +110,7 @@ pub(crate) fn open_target(
     if let Some(directory) = &tls.cert_dir {
         entry.cacert = Some(directory.clone());
     }
-    let registry = open_registry_verifying(&entry, config, tls.verify)?;
+    let registry = open_registry_verifying(&entry, config, settings.stall_timeout, tls.verify)?;
     Ok((entry, registry))
 }
 
@@ -145,13 +152,15 @@ pub(crate) async fn check_source(
 
 /// Opens a registry as a cfg.yaml entry describes it.
 pub(crate) fn open_registry(entry: &RegistryEntry, config: &Config) -> anyhow::Result<Registry> {
-    open_registry_verifying(entry, config, None)
+    let stall_timeout = Duration::from_secs(config.stalltimeout);
+    open_registry_verifying(entry, config, stall_timeout, None)
 }
 
 /// Opens a registry; `verify`, from the command line, wins over cfg.yaml's TLS settings.
 fn open_registry_verifying(
     entry: &RegistryEntry,
     config: &Config,
+    stall_timeout: Duration,
     verify: Option<bool>,
 ) -> anyhow::Result<Registry> {
     let credentials = match (&entry.user, &entry.password) {
@@ -175,6 +184,9 @@ fn open_registry_verifying(
             ),
         },
         retry: RetryPolicy::default(),
+        // Twice the job's stall limit: the job notices a stalled blob first and names the side;
+        // this ends any other request that stalls.
+        read_timeout: Some(stall_timeout * 2),
         use_docker_config: true,
         http_fallback: true,
     };

@@ -38,8 +38,8 @@ pub(crate) async fn run(args: &SaveArgs, config: &Config) -> anyhow::Result<Exit
             );
         }
     };
-    let (source_entry, source) = open_source(config, &args.from, &args.source_tls)?;
-    let settings = JobSettings::new(config, args.transfer.maxconn, args.transfer.retries);
+    let settings = JobSettings::new(config, &args.transfer);
+    let (source_entry, source) = open_source(config, &settings, &args.from, &args.source_tls)?;
     let platforms = platform_filters(args.platform.as_deref(), config)?;
     let split_size = args
         .split_size
@@ -125,6 +125,7 @@ pub(crate) async fn run(args: &SaveArgs, config: &Config) -> anyhow::Result<Exit
     let options = CopyOptions {
         max_connections: settings.max_connections,
         retries: settings.retries,
+        stall_timeout: settings.stall_timeout,
         platforms,
         ..CopyOptions::default()
     };

@@ -23,8 +23,8 @@ use crate::config::{Config, RegistryEntry};
 use crate::messages::{explain, explain_registry, rewritten_images};
 
 pub(crate) async fn run(args: &UploadArgs, config: &Config) -> anyhow::Result<ExitCode> {
-    let (target_entry, target) = open_target(config, &args.to, &args.target_tls)?;
-    let settings = JobSettings::new(config, args.transfer.maxconn, args.transfer.retries);
+    let settings = JobSettings::new(config, &args.transfer);
+    let (target_entry, target) = open_target(config, &settings, &args.to, &args.target_tls)?;
     let meta_path = args.meta.as_path();
     let lines = match (&args.list, args.images.is_empty()) {
         (None, true) => None,
@@ -36,6 +36,7 @@ pub(crate) async fn run(args: &UploadArgs, config: &Config) -> anyhow::Result<Ex
     let options = CopyOptions {
         max_connections: settings.max_connections,
         retries: settings.retries,
+        stall_timeout: settings.stall_timeout,
         ..CopyOptions::default()
     };
     let report = run_job(

@@ -130,6 +130,24 @@ fn describe(finding: &Finding) -> String {
         Finding::BadManifest { image, detail } => {
             t!("verify.bad_manifest", image = image, detail = detail).to_string()
         }
+        Finding::ChildManifestMissing { image, digest } => t!(
+            "verify.child_missing",
+            image = image,
+            digest = digest.short()
+        )
+        .to_string(),
+        Finding::ChildManifestDigest {
+            image,
+            digest,
+            actual,
+        } => t!(
+            "verify.child_digest",
+            image = image,
+            digest = digest.short(),
+            actual = actual.short()
+        )
+        .to_string(),
+        Finding::NestedIndex { image } => t!("verify.nested_index", image = image).to_string(),
         Finding::Squashfs(error) => explain_squashfs(error),
     }
 }

@@ -140,9 +140,9 @@ impl Schedule {
 }
 
 pub(crate) async fn run(args: &WatchArgs, config: &Config) -> anyhow::Result<ExitCode> {
-    let (_, source) = open_source(config, &args.from, &args.source_tls)?;
-    let (target_entry, target) = open_target(config, &args.to, &args.target_tls)?;
-    let settings = JobSettings::new(config, args.transfer.maxconn, args.transfer.retries);
+    let settings = JobSettings::new(config, &args.transfer);
+    let (_, source) = open_source(config, &settings, &args.from, &args.source_tls)?;
+    let (target_entry, target) = open_target(config, &settings, &args.to, &args.target_tls)?;
     let platforms = platform_filters(args.platform.as_deref(), config)?;
     let schedule = Schedule::from_args(args, config)?;
 
@@ -223,6 +223,7 @@ pub(crate) async fn run(args: &WatchArgs, config: &Config) -> anyhow::Result<Exi
             let options = CopyOptions {
                 max_connections: settings.max_connections,
                 retries: settings.retries,
+                stall_timeout: settings.stall_timeout,
                 platforms: platforms.clone(),
                 platform_as_manifest: args.platform_as_manifest,
                 stop_starting: Some(stop.clone()),

@@ -1,17 +1,16 @@
 //! A registry that misbehaves on purpose (the fault proxy in front of a real one): whatever it
 //! sends, a job ends with one clear sentence, in bounded memory and time.
 
+use std::process::Output;
 #[cfg(unix)]
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use testkit::proxy::{Fault, FaultProxy, Rule};
-use testkit::{Layer, TestRegistry, push_oci_image};
+use testkit::{Layer, TestRegistry, push_oci_image, push_oci_index};
 
 use crate::bundle_support::output_text;
-#[cfg(unix)]
-use crate::common::served_digest;
-use crate::common::{image_transmit, workdir, write};
+use crate::common::{image_transmit, served_digest, workdir, write};
 
 /// Runs `command` to its end and measures its peak resident memory (VmHWM, read from /proc
 /// while it runs), in MiB.
@@ -359,4 +358,117 @@ fn a_password_in_an_address_is_not_printed() {
         assert!(!text.contains("pa55word"), "{text}");
         assert!(text.contains(":***@"), "{text}");
     }
+}
+
+/// `copy --retries 0 --stall-timeout 2` with `layer`'s transfer held up by `rule` (on the source
+/// proxy when `on_source`, else on one in front of the target): the output, how long it took,
+/// and how many times the layer was asked for or offered.
+fn copy_with_a_stall(on_source: bool, rule: impl Fn(&str) -> Rule) -> (Output, Duration, usize) {
+    let source = TestRegistry::start();
+    let layer = Layer::random(99_002, 200_000);
+    push_oci_image(&source, "team/app", "1", std::slice::from_ref(&layer));
+    let target = TestRegistry::start();
+    let source_proxy = FaultProxy::start(&source);
+    let target_proxy = FaultProxy::start(&target);
+    let faulty = if on_source {
+        &source_proxy
+    } else {
+        &target_proxy
+    };
+    faulty.add(rule(layer.digest()));
+    let dir = workdir();
+    let started = Instant::now();
+    let output = image_transmit(dir.path())
+        .args([
+            "copy",
+            "--from",
+            &source_proxy.url(),
+            "--to",
+            &target_proxy.url(),
+            "--retries",
+            "0",
+            "--stall-timeout",
+            "2",
+            "team/app:1",
+        ])
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    let tries = faulty
+        .requests()
+        .iter()
+        .filter(|request| request.faulted)
+        .count();
+    assert_eq!(served_digest(&target, "team/app", "1"), None);
+    (output, elapsed, tries)
+}
+
+/// A source that stops sending in the middle of a blob is given up after the stall timeout
+/// (not 120 s per try, three tries whatever `--retries` said), and the sentence names the
+/// source, not the target.
+#[test]
+fn a_source_that_stops_sending_is_named_after_the_stall_timeout() {
+    let (output, elapsed, tries) = copy_with_a_stall(true, |digest| {
+        Rule::slow_body(
+            "GET",
+            &format!("/blobs/{digest}"),
+            16_000,
+            Duration::from_secs(600),
+        )
+    });
+    let text = output_text(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("The source 127.0.0.1"), "{text}");
+    assert!(text.contains("sent nothing for 2 s"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    assert_eq!(tries, 1, "--retries 0 means one try\n{text}");
+    assert!(elapsed < Duration::from_secs(30), "{elapsed:?}\n{text}");
+}
+
+/// A target that stops taking an upload half-way (and never answers) is named as the one that
+/// stalled.
+#[test]
+fn a_target_that_stops_taking_an_upload_is_named_after_the_stall_timeout() {
+    let (output, elapsed, tries) = copy_with_a_stall(false, |digest| {
+        Rule::stop_reading("PUT", "/blobs/uploads/", 50_000)
+            .and_path_contains(digest.trim_start_matches("sha256:"))
+            .only_with_body()
+    });
+    let text = output_text(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("The destination 127.0.0.1"), "{text}");
+    assert!(text.contains("for 2 s while receiving blob"), "{text}");
+    assert_eq!(tries, 1, "--retries 0 means one try\n{text}");
+    assert!(elapsed < Duration::from_secs(30), "{elapsed:?}\n{text}");
+}
+
+/// A multi-platform bundle whose child manifest text was altered (one space added: still valid
+/// JSON, another digest) fails `verify`, naming the image and the child, as upload would refuse
+/// it later.
+#[test]
+fn verify_checks_each_child_manifest_against_its_digest() {
+    let source = TestRegistry::start();
+    let index = push_oci_index(
+        &source,
+        "team/multi",
+        "1",
+        &[("linux", "amd64"), ("linux", "arm64")],
+        &[Layer::random(99_003, 3_000)],
+        2_000,
+    );
+    let dir = workdir();
+    let (_, meta) = crate::bundle_support::save(dir.path(), &source.url(), &["team/multi:1"]);
+    let sound = crate::bundle_support::verify(&meta);
+    assert!(sound.status.success(), "{}", output_text(&sound));
+    let child = &index.children[1];
+    let stored = format!("\"{}\": \"{{", child.digest);
+    let text = std::fs::read_to_string(&meta).unwrap();
+    assert!(text.contains(&stored), "{text}");
+    std::fs::write(&meta, text.replacen(&stored, &format!("{stored} "), 1)).unwrap();
+    let output = crate::bundle_support::verify(&meta);
+    let text = output_text(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("team/multi:1"), "{text}");
+    assert!(text.contains("is damaged or altered"), "{text}");
+    assert!(text.contains(&child.digest[..19]), "{text}");
 }
