@@ -548,7 +548,7 @@ impl RegistryEntry {
 
 /// `arg` as it may be shown: a password written into the address (`https://user:pw@host`) is
 /// replaced by `***`, so an error message never prints it back.
-fn without_password(arg: &str) -> String {
+pub(crate) fn without_password(arg: &str) -> String {
     let (scheme, rest) = match arg.split_once("://") {
         Some((scheme, rest)) => (format!("{scheme}://"), rest),
         None => (String::new(), arg),

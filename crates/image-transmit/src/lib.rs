@@ -110,7 +110,9 @@ fn run(args: &[String]) -> ExitCode {
     let config = match load_config(&global) {
         Ok(config) => config,
         Err(error) => {
-            eprintln!("{error}");
+            let sentence = error.to_string();
+            eprintln!("{sentence}");
+            report_failure(&command, &sentence, 2);
             return ExitCode::from(2);
         }
     };
@@ -151,13 +153,48 @@ fn run(args: &[String]) -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("{}", one_line(&error));
-            if error.is::<UsageError>() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::from(1)
-            }
+            let sentence = one_line(&error);
+            eprintln!("{sentence}");
+            let status = if error.is::<UsageError>() { 2 } else { 1 };
+            report_failure(&command, &sentence, status);
+            ExitCode::from(status)
         }
+    }
+}
+
+/// A command given `--json FILE` that fails before writing its report (bad usage, unreachable
+/// registry, refused login, damaged bundle) still leaves one, saying why.
+fn report_failure(command: &Command, sentence: &str, status: u8) {
+    let hidden = |address: &str| config::without_password(address);
+    let (path, name, source, target) = match command {
+        Command::Copy(args) => (&args.json, "copy", hidden(&args.from), hidden(&args.to)),
+        Command::Save(args) => (
+            &args.json,
+            "save",
+            hidden(&args.from),
+            args.out.clone().unwrap_or_default(),
+        ),
+        Command::Upload(args) => (
+            &args.json,
+            "upload",
+            args.meta.display().to_string(),
+            hidden(&args.to),
+        ),
+        Command::Load(args) => (
+            &args.json,
+            "load",
+            args.from
+                .as_deref()
+                .map_or_else(|| args.inputs.join(" "), hidden),
+            args.to.clone(),
+        ),
+        _ => return,
+    };
+    let Some(path) = path else {
+        return;
+    };
+    if let Err(error) = report::write_failure(path, name, &source, &target, sentence, status) {
+        eprintln!("{}", one_line(&error));
     }
 }
 

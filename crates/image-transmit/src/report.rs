@@ -23,6 +23,27 @@ pub(crate) fn write(
     Ok(())
 }
 
+/// The report of a job that ended before its images were tried or reported (bad usage, an
+/// unreachable registry, a refused login, a damaged bundle): the same document with no images,
+/// plus the sentence the user saw and the exit status, so a script reading `--json` always
+/// finds a report for the run it started.
+pub(crate) fn write_failure(
+    path: &Path,
+    command: &str,
+    source: &str,
+    target: &str,
+    error: &str,
+    exit_status: u8,
+) -> anyhow::Result<()> {
+    let mut document = document(command, source, target, &JobReport::default());
+    document["error"] = json!(error);
+    document["exit_status"] = json!(exit_status);
+    let temporary = path.with_extension("json.partial");
+    fs_err::write(&temporary, serde_json::to_vec_pretty(&document)?)?;
+    fs_err::rename(&temporary, path)?;
+    Ok(())
+}
+
 /// One image's outcome: where from, where to, and its digest or why it failed.
 pub(crate) fn image(image: &ImageReport) -> Value {
     let mut value = json!({

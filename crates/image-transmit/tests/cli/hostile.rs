@@ -472,3 +472,88 @@ fn verify_checks_each_child_manifest_against_its_digest() {
     assert!(text.contains("is damaged or altered"), "{text}");
     assert!(text.contains(&child.digest[..19]), "{text}");
 }
+
+/// `--json FILE` leaves a report for every outcome: a refused login, an unreachable registry and
+/// a usage error each write one with no images, the sentence shown and the exit status, and no
+/// password.
+#[test]
+fn a_json_report_is_written_when_the_job_cannot_start() {
+    let (source, _proxy) = source_with_app();
+    let guarded = TestRegistry::start_with_auth("pusher", "right-pass");
+    let unreachable = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let dir = workdir();
+    write(
+        dir.path(),
+        "cfg.yaml",
+        &format!(
+            "target:\n- name: guarded\n  registry: {}\n  user: pusher\n  password: wrong-pass\n",
+            guarded.url()
+        ),
+    );
+    let cases: [(&str, Vec<String>, i64); 3] = [
+        (
+            "login",
+            vec![
+                "copy".into(),
+                "--from".into(),
+                source.url(),
+                "--to".into(),
+                "guarded".into(),
+            ],
+            1,
+        ),
+        (
+            "unreachable",
+            vec![
+                "copy".into(),
+                "--from".into(),
+                unreachable,
+                "--to".into(),
+                guarded.url(),
+            ],
+            1,
+        ),
+        (
+            "usage",
+            vec![
+                "save".into(),
+                "--from".into(),
+                source.url(),
+                "--out".into(),
+                "../../x".into(),
+            ],
+            2,
+        ),
+    ];
+    for (case, args, status) in cases {
+        let report = dir.path().join(format!("{case}.json"));
+        let output = image_transmit(dir.path())
+            .args(&args)
+            .args([
+                "--retries",
+                "0",
+                "--json",
+                report.to_str().unwrap(),
+                "team/app:1",
+            ])
+            .output()
+            .unwrap();
+        let text = output_text(&output);
+        assert_eq!(output.status.code(), Some(status as i32), "{case}: {text}");
+        let written = std::fs::read_to_string(&report)
+            .unwrap_or_else(|e| panic!("{case}: no report ({e})\n{text}"));
+        let document: serde_json::Value = serde_json::from_str(&written).unwrap();
+        assert_eq!(document["exit_status"], status, "{case}: {written}");
+        assert_eq!(document["summary"]["total"], 0, "{case}: {written}");
+        assert_eq!(document["command"], args[0].as_str(), "{case}: {written}");
+        let error = document["error"].as_str().unwrap();
+        assert!(
+            !error.is_empty() && text.contains(error),
+            "{case}: {written}\n{text}"
+        );
+        assert!(!written.contains("wrong-pass"), "{case}: {written}");
+    }
+}
