@@ -239,6 +239,9 @@ pub(crate) fn explain_registry(error: &registry::Error) -> String {
             detail,
         ),
         E::Unauthorized { host } => t!("error.auth_failed", registry = host).to_string(),
+        E::CredentialsWithheld { host, realm } => {
+            t!("error.credentials_withheld", registry = host, realm = realm).to_string()
+        }
         E::AuthenticationRequired { host } => {
             t!("error.auth_required", registry = host).to_string()
         }

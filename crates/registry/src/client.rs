@@ -61,6 +61,9 @@ struct Inner {
     tokens: TokenCache,
     /// Set once the registry refused a single-request upload; later uploads go in chunks.
     pub(crate) chunked_uploads: AtomicBool,
+    /// A token service that was not sent the password (see `may_receive_credentials`): a
+    /// refusal that follows is explained by that, not as a wrong password.
+    withheld_from: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -97,6 +100,7 @@ impl Registry {
                 secret: OnceCell::new(),
                 tokens: TokenCache::default(),
                 chunked_uploads: AtomicBool::new(false),
+                withheld_from: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -247,6 +251,22 @@ impl Registry {
                     return Ok(Some(format!("Bearer {token}")));
                 }
                 let secret = self.secret().await;
+                // A password goes to a token service only over HTTPS or on the registry's own
+                // host: a realm elsewhere over plain HTTP would carry it readable across networks
+                // to a host the user never named. The request goes without it then; a service
+                // that needs it refuses, and that is explained.
+                let withheld =
+                    !matches!(secret, Secret::Anonymous) && !self.may_receive_credentials(&realm);
+                let sent = if withheld {
+                    *self
+                        .inner
+                        .withheld_from
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(realm.clone());
+                    &Secret::Anonymous
+                } else {
+                    secret
+                };
                 let response = self
                     .execute(&|| {
                         auth::token_request(
@@ -254,7 +274,7 @@ impl Registry {
                             &realm,
                             service.as_deref(),
                             scopes,
-                            secret,
+                            sent,
                         )
                     })
                     .await?;
@@ -281,6 +301,23 @@ impl Registry {
                 Ok(Some(header))
             }
         }
+    }
+
+    /// Whether a token service at `realm` may be sent this registry's password: over HTTPS,
+    /// or on the registry's own host.
+    fn may_receive_credentials(&self, realm: &str) -> bool {
+        let Ok(url) = url::Url::parse(realm) else {
+            return false;
+        };
+        url.scheme() == "https"
+            || url.host_str().is_some_and(|host| {
+                let own = self.inner.endpoint.host.as_str();
+                let own_host = own
+                    .rsplit_once(':')
+                    .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+                    .map_or(own, |(host, _)| host);
+                host.eq_ignore_ascii_case(own_host.trim_start_matches('[').trim_end_matches(']'))
+            })
     }
 
     /// After a 401: forget the token for these scopes and take the challenge the registry
@@ -376,10 +413,10 @@ impl Registry {
                         .or(scopes.first())
                         .map(|scope| scope.repository.clone())
                         .unwrap_or_default();
-                    return Err(Error::Denied {
+                    return Err(self.refused(Error::Denied {
                         host: self.host().to_string(),
                         repository,
-                    });
+                    }));
                 }
                 return Err(self.unauthorized().await);
             }
@@ -494,7 +531,31 @@ impl Registry {
         }
     }
 
+    /// `error`, a refusal, or the reason for it when the password was withheld.
+    fn refused(&self, error: Error) -> Error {
+        let withheld = self
+            .inner
+            .withheld_from
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match withheld {
+            Some(realm) => Error::CredentialsWithheld {
+                host: self.host().to_string(),
+                realm,
+            },
+            None => error,
+        }
+    }
+
     async fn unauthorized(&self) -> Error {
+        let withheld = self.refused(Error::Protocol {
+            host: String::new(),
+            detail: String::new(),
+        });
+        if matches!(withheld, Error::CredentialsWithheld { .. }) {
+            return withheld;
+        }
         match self.secret().await {
             Secret::Anonymous => Error::AuthenticationRequired {
                 host: self.host().to_string(),
@@ -610,10 +671,10 @@ impl Registry {
                 host: self.host().to_string(),
                 what: what(),
             },
-            StatusCode::FORBIDDEN => Error::Denied {
+            StatusCode::FORBIDDEN => self.refused(Error::Denied {
                 host: self.host().to_string(),
                 repository: repository.to_string(),
-            },
+            }),
             _ => self.status_error(response, method, &what()).await,
         }
     }
@@ -700,6 +761,21 @@ mod tests {
             ..RegistryOptions::default()
         })
         .unwrap()
+    }
+
+    #[test]
+    fn a_password_goes_to_a_token_service_over_https_or_on_the_registry_host() {
+        let registry = open("registry.example:5000", RetryPolicy::default());
+        for (realm, allowed) in [
+            ("https://auth.elsewhere.example/token", true),
+            ("http://registry.example:5001/token", true),
+            ("http://REGISTRY.example/token", true),
+            ("http://auth.elsewhere.example/token", false),
+            ("http://registry.example.attacker.example/token", false),
+            ("not a url", false),
+        ] {
+            assert_eq!(registry.may_receive_credentials(realm), allowed, "{realm}");
+        }
     }
 
     #[tokio::test]

@@ -72,6 +72,11 @@ pub enum Error {
     #[error("registry {host} rejected the credentials (HTTP 401)")]
     Unauthorized { host: String },
 
+    #[error(
+        "registry {host} sends logins to {realm}, another host over plain HTTP; the password was not sent"
+    )]
+    CredentialsWithheld { host: String, realm: String },
+
     #[error("registry {host} requires a login: set user and password for it")]
     AuthenticationRequired { host: String },
 

@@ -23,3 +23,19 @@ pub use endpoint::{Endpoint, Scheme, TlsOptions, is_docker_hub};
 pub use error::{Error, NetworkFailure, Result};
 pub use manifests::Manifest;
 pub use retry::RetryPolicy;
+
+/// Entry points for the fuzz targets (fuzz/) into parsers of what a registry sends that are
+/// private to this crate. Not part of the crate's interface: hidden, and free to change.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Parses a `WWW-Authenticate` header value; whether it named a scheme this client speaks
+    /// (Basic, or Bearer with a realm). Any outcome but a panic is fine.
+    pub fn www_authenticate(header: &str) -> bool {
+        crate::auth::Challenge::parse(header).is_some()
+    }
+
+    /// The `rel="next"` target of a `Link` header, as a paged listing follows it.
+    pub fn next_link(header: &str) -> Option<String> {
+        crate::manifests::next_link(header)
+    }
+}

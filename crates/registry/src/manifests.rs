@@ -268,7 +268,7 @@ impl Registry {
 }
 
 /// The target of a `Link: </v2/x/tags/list?last=a&n=1>; rel="next"` header.
-fn next_link(header: &str) -> Option<String> {
+pub(crate) fn next_link(header: &str) -> Option<String> {
     header.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;
         params.contains("rel=\"next\"").then(|| {

@@ -507,3 +507,39 @@ fn skiptlsverify_accepts_a_certificate_nobody_vouches_for() {
         Some(image.digest.as_str())
     );
 }
+
+/// A registry whose token service is another host reached over plain HTTP does not get the
+/// password: the token is asked for without it, and the refusal is explained as such. (The
+/// registry is named `localhost` here, its realm `127.0.0.1`: two host names.)
+#[test]
+fn a_password_is_not_sent_to_a_token_service_on_another_host_over_plain_http() {
+    let source = TestRegistry::start();
+    let (target, tokens) = TestRegistry::start_with_token_auth(TokenServerOptions::default());
+    push_oci_image(&source, "team/app", "1", &[Layer::random(112, 1_000)]);
+    let by_another_name = target.url().replace("127.0.0.1", "localhost");
+    let dir = workdir();
+    write(
+        dir.path(),
+        "cfg.yaml",
+        &format!(
+            "source:\n{}target:\n{}",
+            entry("nj", &source.url(), None),
+            entry("gz", &by_another_name, Some(("token-user", "token-pass"))),
+        ),
+    );
+    let output = image_transmit(dir.path())
+        .args(["copy", "--from", "nj", "--to", "gz", "team/app:1"])
+        .output()
+        .unwrap();
+    let text = output_text(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("the password was not sent") || text.contains("it was not sent"),
+        "{text}"
+    );
+    assert!(text.contains(&tokens.realm()), "{text}");
+    let asked = tokens.requests();
+    assert!(!asked.is_empty(), "the token server was never asked");
+    assert!(asked.iter().all(|r| r.user.is_none()), "{asked:#?}");
+    assert_eq!(served_digest(&target, "team/app", "1"), None);
+}
