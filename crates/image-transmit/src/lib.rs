@@ -13,6 +13,7 @@ mod config_edit;
 mod event_stream;
 pub mod fuzzing;
 mod help;
+mod http_server;
 mod i18n;
 mod legacy;
 mod messages;

@@ -158,9 +158,12 @@ pub(crate) async fn serve(
     catalog: Catalog,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(Arc::new(catalog)))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = crate::http_server::Limits {
+        // Pull clients open a few connections each (containerd: 3 per image by default).
+        connections: 128,
+        header_timeout: std::time::Duration::from_secs(10),
+    };
+    crate::http_server::serve(listener, router(Arc::new(catalog)), limits, shutdown).await
 }
 
 fn router(catalog: Arc<Catalog>) -> Router {

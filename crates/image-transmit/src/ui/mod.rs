@@ -180,9 +180,12 @@ pub(crate) async fn serve(
     state: Arc<UiState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = crate::http_server::Limits {
+        // One browser opens six connections per host; a few tabs fit.
+        connections: 32,
+        header_timeout: std::time::Duration::from_secs(10),
+    };
+    crate::http_server::serve(listener, router(state), limits, shutdown).await
 }
 
 fn router(state: Arc<UiState>) -> Router {

@@ -649,3 +649,75 @@ fn a_bad_listen_address_or_bundle_is_refused() {
         stderr_of(&output)
     );
 }
+
+/// Clients that open connections and never finish a request (300 of them, more than a
+/// 256-descriptor process could hold) neither exhaust the server nor keep it from answering
+/// once their time is up: it holds at most its connection limit, closes each silent one after
+/// 10 s (the queue of 300 is through in three rounds), and closes a keep-alive connection left
+/// idle as well.
+#[cfg(target_os = "linux")]
+#[test]
+fn silent_and_idle_connections_are_limited_and_closed() {
+    let dir = workdir();
+    let source = TestRegistry::start();
+    push_oci_image(&source, "team/app", "1", &[Layer::random(77_001, 1_000)]);
+    let meta = save(dir.path(), &source, &["team/app:1"]);
+    let server = Server::start(dir.path(), &[&meta]);
+    let descriptors = || {
+        std::fs::read_dir(format!("/proc/{}/fd", server.child.id()))
+            .unwrap()
+            .count()
+    };
+    let before = descriptors();
+
+    // A keep-alive connection after one whole request, then left idle.
+    let mut idle = TcpStream::connect(&server.host).unwrap();
+    idle.write_all(format!("GET /v2/ HTTP/1.1\r\nHost: {}\r\n\r\n", server.host).as_bytes())
+        .unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut answer = [0u8; 12];
+    idle.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+
+    let started = Instant::now();
+    let silent: Vec<TcpStream> = (0..300)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&server.host).unwrap();
+            stream
+                .write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let held = descriptors();
+    assert!(
+        held <= before + 130,
+        "{before} descriptors before, {held} with 300 silent clients"
+    );
+
+    // Served once the silent ones ahead of it are dropped.
+    let reply = http(&server.host, "GET", "/v2/", &[]);
+    assert_eq!(reply.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(45),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The first silent connections were closed by the server, not left open.
+    for mut stream in silent.into_iter().take(50) {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(40)))
+            .unwrap();
+        let mut rest = Vec::new();
+        let closed = stream.read_to_end(&mut rest).is_ok();
+        assert!(closed, "a silent connection was left open");
+    }
+    let mut rest = Vec::new();
+    assert!(
+        idle.read_to_end(&mut rest).is_ok(),
+        "the idle connection was left open"
+    );
+}
