@@ -245,7 +245,7 @@ impl Robot {
         }
         let response = request.send().await.map_err(send_error)?;
         let status = response.status();
-        let text = response.text().await.map_err(send_error)?;
+        let text = answer_text(response).await.map_err(send_error)?;
         if !status.is_success() {
             return Err(t!(
                 "notify.http_status",
@@ -260,6 +260,23 @@ impl Robot {
             _ => service_refusal(&text).map_or(Ok(()), Err),
         }
     }
+}
+
+/// What is read of a receiver's answer: enough for any service's verdict and an excerpt of an
+/// error page; the rest of a long (or endless) answer is never read.
+const ANSWER_LIMIT: usize = 64 << 10;
+
+/// The start of an answer's body as text, at most [`ANSWER_LIMIT`] bytes of it.
+async fn answer_text(mut response: reqwest::Response) -> reqwest::Result<String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = ANSWER_LIMIT - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() == ANSWER_LIMIT {
+            break;
+        }
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// The service's own error from a 200 answer: DingTalk and WeCom set `errcode`, Feishu `code`.

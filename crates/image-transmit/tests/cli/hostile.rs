@@ -557,3 +557,52 @@ fn a_json_report_is_written_when_the_job_cannot_start() {
         assert!(!written.contains("wrong-pass"), "{case}: {written}");
     }
 }
+
+/// A notification receiver that answers with a body that never ends costs the job neither
+/// memory nor its outcome: only the start of the answer is read.
+#[cfg(unix)]
+#[test]
+fn a_webhook_answer_that_never_ends_is_cut_short() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let mut stream = stream;
+                let _ =
+                    stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n");
+                let filler = vec![b' '; 1 << 16];
+                while stream.write_all(&filler).is_ok() {}
+            });
+        }
+    });
+    let (source, _proxy) = source_with_app();
+    let target = TestRegistry::start();
+    let dir = workdir();
+    write(
+        dir.path(),
+        "cfg.yaml",
+        &format!("webhook:\n- url: {hook}\n"),
+    );
+    let (output, peak_mib) = run_measured(plain_command(
+        dir.path(),
+        &[
+            "copy",
+            "--from",
+            &source.url(),
+            "--to",
+            &target.url(),
+            "team/app:1",
+        ],
+    ));
+    let text = output_text(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(peak_mib < 64, "peak {peak_mib} MiB\n{text}");
+    assert!(served_digest(&target, "team/app", "1").is_some());
+}
