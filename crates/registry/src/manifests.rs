@@ -26,6 +26,10 @@ const MAX_PAGE: usize = 16 << 20;
 /// Pages of one listing: 10,000 pages of the usual 100 to 1,000 names is more than any
 /// repository holds.
 const MAX_PAGES: usize = 10_000;
+/// Names in one listing, and their bytes: far beyond any real repository's tags or registry's
+/// catalog, and a bound on what a listing that never ends can make us hold (~30 MiB).
+const MAX_NAMES: usize = 250_000;
+const MAX_NAME_BYTES: usize = 16 << 20;
 
 impl Registry {
     /// Fetches a manifest by tag or digest. The bytes are verified against the digest asked
@@ -199,25 +203,34 @@ impl Registry {
         limit: usize,
     ) -> Result<Vec<String>> {
         let mut names = Vec::new();
+        let mut name_bytes = 0;
         let mut next = Some(first);
-        // A `next` link back to a page already read would never end the listing.
+        // A `next` link back to a page already read would never end the listing. Links are
+        // remembered by hash: a hostile registry's links may be long.
         let mut read = std::collections::HashSet::new();
+        let page_hasher = std::collections::hash_map::RandomState::new();
+        let never_ends = || Error::Protocol {
+            host: self.host().to_string(),
+            detail: format!(
+                "{subject}: the registry's pages never end (page links loop, or pass \
+                 {MAX_PAGES} pages or {MAX_NAMES} names)"
+            ),
+        };
         while let Some(path) = next.take()
             && names.len() < limit
         {
-            if !read.insert(path.clone()) || read.len() > MAX_PAGES {
-                return Err(Error::Protocol {
-                    host: self.host().to_string(),
-                    detail: format!(
-                        "{subject}: the registry's pages never end (page links loop or \
-                         exceed {MAX_PAGES} pages)"
-                    ),
-                });
+            let key = std::hash::BuildHasher::hash_one(&page_hasher, &path);
+            if !read.insert(key) || read.len() > MAX_PAGES {
+                return Err(never_ends());
             }
             let (page, following) = self
                 .retry_reads(|| self.fetch_page(&path, scopes, repository, field, subject))
                 .await?;
+            name_bytes += page.iter().map(String::len).sum::<usize>();
             names.extend(page);
+            if names.len() > MAX_NAMES || name_bytes > MAX_NAME_BYTES {
+                return Err(never_ends());
+            }
             next = following;
         }
         names.truncate(limit);
