@@ -606,3 +606,82 @@ fn a_webhook_answer_that_never_ends_is_cut_short() {
     assert!(peak_mib < 64, "peak {peak_mib} MiB\n{text}");
     assert!(served_digest(&target, "team/app", "1").is_some());
 }
+
+/// A registry whose tag list goes on forever, each page linking to a new one: the listing ends
+/// with a sentence naming the repository once it passes any real repository's size, in
+/// bounded memory.
+#[cfg(unix)]
+#[test]
+fn a_tag_list_that_never_ends_is_cut_short_in_bounded_memory() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let registry = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut stream = stream;
+                loop {
+                    let mut request = String::new();
+                    if reader.read_line(&mut request).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                        line.clear();
+                    }
+                    let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let (link, body) = match path.split_once("last=") {
+                        _ if !path.contains("/tags/list") => (String::new(), "{}".to_string()),
+                        page => {
+                            let page: u64 = page.map_or(0, |(_, n)| n.parse().unwrap_or(0));
+                            let tags: Vec<String> = (0..1000)
+                                .map(|i| format!("\"{page:08}-{i:04}-{}\"", "x".repeat(40)))
+                                .collect();
+                            (
+                                format!(
+                                    "Link: </v2/team/app/tags/list?n=1000&last={}>; rel=\"next\"\r\n",
+                                    page + 1
+                                ),
+                                format!("{{\"name\":\"team/app\",\"tags\":[{}]}}", tags.join(",")),
+                            )
+                        }
+                    };
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{link}Content-Length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    if stream.write_all(head.as_bytes()).is_err()
+                        || stream.write_all(body.as_bytes()).is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let target = TestRegistry::start();
+    let dir = workdir();
+    write(dir.path(), "watch.txt", "team/app\n");
+    let started = Instant::now();
+    let (output, peak_mib) = run_measured(plain_command(
+        dir.path(),
+        &[
+            "watch",
+            "--from",
+            &registry,
+            "--to",
+            &target.url(),
+            "--list",
+            "watch.txt",
+            "--once",
+        ],
+    ));
+    let text = output_text(&output);
+    assert!(started.elapsed() < Duration::from_secs(60), "{text}");
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("pages never end"), "{text}");
+    assert!(text.contains("team/app"), "{text}");
+    eprintln!("peak {peak_mib} MiB after {:?}", started.elapsed());
+    assert!(peak_mib < 64, "peak {peak_mib} MiB\n{text}");
+}
