@@ -2,10 +2,13 @@
 //! exhaustive on purpose: a new error kind does not compile until it has its sentence in both
 //! catalogs.
 
+use engine::bundle::meta::MetaError;
 use engine::plan::PlanError;
 use engine::{Error, StallSide};
 use registry::reference::ReferenceProblem;
 use rust_i18n::t;
+
+use crate::status_format::format_bytes;
 
 /// Why `subject` (a list line or an image, printed just before) is invalid or failed, without
 /// naming it a second time where the plain explanation would.
@@ -27,6 +30,13 @@ pub(crate) fn explain(error: &Error) -> String {
         Error::Registry(error) => explain_registry(error),
         Error::Plan(error) => explain_plan(error),
         Error::WatchLine(error) => explain_watch_line(error),
+        Error::Meta(MetaError::TooLarge { path, bytes, limit }) => t!(
+            "error.meta_too_large",
+            path = path.display(),
+            size = format_bytes(*bytes),
+            limit = format_bytes(*limit)
+        )
+        .to_string(),
         Error::Meta(error) => t!("error.bundle_meta", detail = error.to_string()).to_string(),
         Error::Part(error) => explain_part(error),
         Error::Squashfs(error) => explain_squashfs(error),
@@ -318,6 +328,19 @@ pub(crate) fn explain_registry(error: &registry::Error) -> String {
         .to_string(),
         E::InvalidManifest { reference, detail } => {
             t!("error.invalid_manifest", image = reference, detail = detail).to_string()
+        }
+        E::AbsurdManifest {
+            reference,
+            count,
+            limit,
+            index,
+        } => {
+            let key = if *index {
+                "error.absurd_index"
+            } else {
+                "error.absurd_manifest"
+            };
+            t!(key, image = reference, count = count, limit = limit).to_string()
         }
         E::Protocol { host, detail } => {
             t!("error.protocol", registry = host, detail = detail).to_string()

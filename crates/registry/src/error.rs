@@ -137,6 +137,15 @@ pub enum Error {
     #[error("invalid manifest for {reference}: {detail}")]
     InvalidManifest { reference: String, detail: String },
 
+    #[error("manifest of {reference} lists {count} entries, more than any real image ({limit})")]
+    AbsurdManifest {
+        reference: String,
+        count: usize,
+        limit: usize,
+        /// An index (platforms) rather than an image manifest (layers).
+        index: bool,
+    },
+
     #[error("registry {host} sent an invalid response: {detail}")]
     Protocol { host: String, detail: String },
 

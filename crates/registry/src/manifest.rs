@@ -127,18 +127,38 @@ pub fn detect_media_type(header: Option<&str>, bytes: &[u8], reference: &str) ->
     }
 }
 
+/// More layers than any real image has (real ones have tens; the largest seen, a few hundred):
+/// a manifest past it is refused before a single blob is asked for.
+pub const MAX_LAYERS: usize = 10_000;
+/// More entries than any real index has (platforms and their attestations: tens).
+pub const MAX_INDEX_ENTRIES: usize = 10_000;
+
 pub fn parse(media_type: &str, bytes: &[u8], reference: &str) -> Result<ParsedManifest> {
     let invalid = |e: serde_json::Error| Error::InvalidManifest {
         reference: reference.to_string(),
         detail: e.to_string(),
     };
+    let absurd = |count: usize, limit: usize, index: bool| Error::AbsurdManifest {
+        reference: reference.to_string(),
+        count,
+        limit,
+        index,
+    };
     match media_type {
-        DOCKER_MANIFEST | OCI_MANIFEST => serde_json::from_slice(bytes)
-            .map(ParsedManifest::Image)
-            .map_err(invalid),
-        DOCKER_MANIFEST_LIST | OCI_INDEX => serde_json::from_slice(bytes)
-            .map(ParsedManifest::Index)
-            .map_err(invalid),
+        DOCKER_MANIFEST | OCI_MANIFEST => {
+            let image: ImageManifest = serde_json::from_slice(bytes).map_err(invalid)?;
+            if image.layers.len() > MAX_LAYERS {
+                return Err(absurd(image.layers.len(), MAX_LAYERS, false));
+            }
+            Ok(ParsedManifest::Image(image))
+        }
+        DOCKER_MANIFEST_LIST | OCI_INDEX => {
+            let index: IndexManifest = serde_json::from_slice(bytes).map_err(invalid)?;
+            if index.manifests.len() > MAX_INDEX_ENTRIES {
+                return Err(absurd(index.manifests.len(), MAX_INDEX_ENTRIES, true));
+            }
+            Ok(ParsedManifest::Index(index))
+        }
         DOCKER_SCHEMA1 | DOCKER_SCHEMA1_SIGNED => Err(Error::Schema1 {
             reference: reference.to_string(),
         }),

@@ -271,6 +271,18 @@ pub enum MetaError {
     #[error("bundle meta file {}: {detail}", path.display())]
     Invalid { path: PathBuf, detail: String },
 
+    /// Larger than [`MAX_META_BYTES`], or more entries than the parse budget allows.
+    #[error(
+        "bundle meta file {} is {bytes} bytes, or holds more entries, than any real bundle's \
+         ({limit} bytes)",
+        path.display()
+    )]
+    TooLarge {
+        path: PathBuf,
+        bytes: u64,
+        limit: u64,
+    },
+
     #[error(
         "bundle meta file {} has format {found}, newer than this image-transmit reads \
          (up to {supported}); use a newer image-transmit",
@@ -330,16 +342,22 @@ pub fn bundle_dir(meta_path: &Path) -> PathBuf {
     }
 }
 
+/// The largest meta file read. A meta of 10,000 images with 30,000 blobs is ~20 MiB; the
+/// parsed meta takes a few times its text, so this bounds what a hostile one can cost.
+pub const MAX_META_BYTES: u64 = 64 << 20;
+
 /// Parse options: the library's defaults guard against hostile documents sized for config
 /// files; a meta of thousands of images has hundreds of thousands of nodes and tens of MiB of
-/// manifests, so the size limits are raised (alias limits stay, they stop "billion laughs").
+/// manifests, so the size limits are raised, to a few times that (alias limits stay, they stop
+/// "billion laughs"). A million nodes are ~300,000 blobs with their owners: a meta past that is
+/// refused while it is read, before it is all in memory.
 fn parse_options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         budget: serde_saphyr::budget! {
-            max_reader_input_bytes: Some(1 << 30),
-            max_events: 100_000_000,
-            max_nodes: 50_000_000,
-            max_total_scalar_bytes: 1 << 30,
+            max_reader_input_bytes: Some(MAX_META_BYTES as usize),
+            max_events: 3_000_000,
+            max_nodes: 1_000_000,
+            max_total_scalar_bytes: MAX_META_BYTES as usize,
         },
     }
 }
@@ -362,10 +380,19 @@ impl BundleMeta {
             meta.oci_archive = true;
             return Ok(meta);
         }
-        let text = fs::read_to_string(path).map_err(|source| MetaError::Io {
+        let io_error = |source| MetaError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let bytes = fs::metadata(path).map_err(io_error)?.len();
+        if bytes > MAX_META_BYTES {
+            return Err(MetaError::TooLarge {
+                path: path.to_path_buf(),
+                bytes,
+                limit: MAX_META_BYTES,
+            });
+        }
+        let text = fs::read_to_string(path).map_err(io_error)?;
         BundleMeta::parse(&text, path)
     }
 
@@ -373,6 +400,13 @@ impl BundleMeta {
     pub fn parse(text: &str, path: &Path) -> Result<BundleMeta, MetaError> {
         let meta: BundleMeta =
             serde_saphyr::from_str_with_options(text, parse_options()).map_err(|err| {
+                if matches!(err.without_snippet(), serde_saphyr::Error::Budget { .. }) {
+                    return MetaError::TooLarge {
+                        path: path.to_path_buf(),
+                        bytes: text.len() as u64,
+                        limit: MAX_META_BYTES,
+                    };
+                }
                 let location = err.location();
                 let mut detail = err.without_snippet().to_string();
                 // The position goes next to the file name; saying it twice is noise.

@@ -41,7 +41,10 @@ pub enum Finding {
     /// missing or damaged (reported above): the blob may have been there.
     BlobUnreadable { image: String, digest: Digest },
     /// A manifest cannot be read.
-    BadManifest { image: String, detail: String },
+    BadManifest {
+        image: String,
+        error: registry::Error,
+    },
     /// An index names a child manifest the bundle does not hold.
     ChildManifestMissing { image: String, digest: Digest },
     /// A child manifest's text does not hash to the digest its index names: upload would
@@ -262,7 +265,7 @@ fn manifest_blobs(
         Err(error) => {
             findings.push(Finding::BadManifest {
                 image: key.to_string(),
-                detail: error.to_string(),
+                error,
             });
             return Vec::new();
         }
@@ -304,7 +307,7 @@ fn manifest_blobs(
                     }),
                     Err(error) => findings.push(Finding::BadManifest {
                         image: key.to_string(),
-                        detail: error.to_string(),
+                        error,
                     }),
                 }
             }

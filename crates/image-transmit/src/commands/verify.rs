@@ -11,7 +11,9 @@ use rust_i18n::t;
 
 use super::RunError;
 use crate::cli::VerifyArgs;
-use crate::messages::{explain, explain_part, explain_squashfs, rewritten_images};
+use crate::messages::{
+    explain, explain_part, explain_registry, explain_squashfs, rewritten_images,
+};
 
 pub(crate) async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let outcome = check(&args.meta).await?;
@@ -127,9 +129,8 @@ fn describe(finding: &Finding) -> String {
             digest = digest.short()
         )
         .to_string(),
-        Finding::BadManifest { image, detail } => {
-            t!("verify.bad_manifest", image = image, detail = detail).to_string()
-        }
+        // The error names the image already.
+        Finding::BadManifest { image: _, error } => explain_registry(error),
         Finding::ChildManifestMissing { image, digest } => t!(
             "verify.child_missing",
             image = image,
