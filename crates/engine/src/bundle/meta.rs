@@ -760,7 +760,13 @@ impl BundleMeta {
             .flat_map(|image| image.blobs())
             .map(|blob| (blob.digest.as_str(), blob.size))
             .collect();
-        Some(blobs.values().sum())
+        // The sizes are the bundle's word: a sum past u64 panicked in a debug build and wrapped
+        // to a small number in a release one. No real image comes near; saturate.
+        Some(
+            blobs
+                .values()
+                .fold(0u64, |total, &size| total.saturating_add(size)),
+        )
     }
 
     /// The media type of a manifest of this bundle: `media_types[key]` (key = image key or
@@ -1127,6 +1133,22 @@ mod tests {
         assert_eq!(assumed[0].repositories, vec!["team/app0".to_string()]);
         assert_eq!(assumed[0].bases, vec!["base_meta.yaml".to_string()]);
         assert_eq!(assumed[1].size, None);
+    }
+
+    /// A fuzzing find: fuzz/seeds/bundle_meta/image_size_overflow.yaml reproduces it.
+    #[test]
+    fn image_size_of_absurd_blob_sizes_saturates() {
+        let manifest = format!(
+            r#"{{"config":{{"digest":"sha256:{}","size":{}}},"layers":[{{"digest":"sha256:{}","size":1}}]}}"#,
+            hex('a'),
+            u64::MAX,
+            hex('b')
+        );
+        let text = format!(
+            "datafiles: {{}}\ncompressor: tar\nblobs: {{}}\nmanifests:\n  http://h/r:1: '{manifest}'\nblobdoing: {{}}\n"
+        );
+        let meta = BundleMeta::parse(&text, Path::new("w_meta.yaml")).unwrap();
+        assert_eq!(meta.image_size("http://h/r:1"), Some(u64::MAX));
     }
 
     #[test]
