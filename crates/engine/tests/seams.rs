@@ -1021,8 +1021,6 @@ async fn a_loaded_image_arrives_as_a_docker_save_archive() {
 }
 
 #[tokio::test]
-#[ignore = "bug: a loaded image counts a layer it repeats twice in its size (ImageSized), in \
-            blobs_transferred and in BlobDone events, while the archive carries it once"]
 async fn a_loaded_image_counts_a_repeated_layer_once() {
     let (source, image) = image_repeating_a_layer();
     let loader = Arc::new(MemLoader::default());

@@ -69,8 +69,12 @@ impl CopyJob {
             .acquire()
             .await
             .map_err(|_| Error::Cancelled)?;
-        let blobs: Vec<Descriptor> = std::iter::once(parsed.config.clone())
-            .chain(parsed.layers.iter().cloned())
+        // A layer repeated within the image travels once in the archive: count it once.
+        let mut seen = std::collections::HashSet::new();
+        let blobs: Vec<Descriptor> = std::iter::once(&parsed.config)
+            .chain(&parsed.layers)
+            .filter(|blob| seen.insert(blob.digest.clone()))
+            .cloned()
             .collect();
         self.emit(Event::ImageSized {
             image: image.id,
