@@ -3,7 +3,15 @@
 
 use std::path::Path;
 
-/// Parses `text` as a cfg.yaml file; any outcome but a panic is fine.
+/// Parses `text` as a cfg.yaml file and renders what the user would be shown: the error, or
+/// the unknown keys warned about. Any outcome but a panic is fine.
 pub fn cfg_yaml(text: &str) {
-    let _ = crate::config::Config::parse(text, Path::new("cfg.yaml"));
+    match crate::config::Config::parse(text, Path::new("cfg.yaml")) {
+        Ok(loaded) => {
+            let _ = loaded.unknown_keys.join(", ");
+        }
+        Err(error) => {
+            let _ = error.to_string();
+        }
+    }
 }
