@@ -711,7 +711,10 @@ impl CopyJob {
         let unique: Vec<&Descriptor> = blobs.filter(|b| seen.insert(b.digest.clone())).collect();
         self.emit(Event::ImageSized {
             image,
-            bytes: unique.iter().map(|b| b.size).sum(),
+            // Sizes come from the source: a hostile one must not overflow the total.
+            bytes: unique
+                .iter()
+                .fold(0u64, |total, b| total.saturating_add(b.size)),
         });
         try_join_all(
             unique

@@ -78,7 +78,9 @@ impl CopyJob {
             .collect();
         self.emit(Event::ImageSized {
             image: image.id,
-            bytes: blobs.iter().map(|b| b.size).sum(),
+            bytes: blobs
+                .iter()
+                .fold(0u64, |total, b| total.saturating_add(b.size)),
         });
 
         let content_failure = StreamFailure::default();

@@ -219,7 +219,7 @@ fn describe(path: &Path) -> Result<Value, String> {
         "datafiles": datafiles,
         "problems": problems,
         "bases": bases,
-        "total_size": meta.datafiles.values().sum::<u64>(),
+        "total_size": meta.datafiles.values().fold(0u64, |total, size| total.saturating_add(*size)),
         "original": meta.is_original(),
         "compressor": meta.compressor.to_string(),
     }))
