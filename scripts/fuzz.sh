@@ -2,7 +2,7 @@
 # Runs every cargo-fuzz target in fuzz/ for SECONDS each (default 30), each starting from its
 # committed seeds (fuzz/seeds/NAME) plus what earlier runs on this checkout kept (fuzz/corpus/NAME,
 # not committed). Exits non-zero if any target crashed, panicked, ran out of memory (512 MB) or
-# took over 10 s on one input, after printing the panic (or libFuzzer's report) and the input.
+# took over 30 s on one input, after printing the panic (or libFuzzer's report) and the input.
 # docs/fuzzing.md describes the targets.
 #
 #   scripts/fuzz.sh [SECONDS]
@@ -64,7 +64,7 @@ for target in "${targets[@]}"; do
   # The corpus directory comes first: libFuzzer adds the inputs it finds there only, so the
   # seeds are read and never changed.
   cargo "${toolchain[@]}" fuzz run "$target" "$corpus" "fuzz/seeds/$target" -- \
-    -max_total_time="$seconds" -rss_limit_mb=512 -timeout=10 -print_final_stats=1 \
+    -max_total_time="$seconds" -rss_limit_mb=512 -timeout=30 -print_final_stats=1 \
     -artifact_prefix="$artifacts/" >"$log" 2>&1 || status=$?
   started=$(grep -m1 -o 'INITED cov: [0-9]*' "$log" | grep -o '[0-9]*$' || true)
   ended=$(grep -o 'cov: [0-9]*' "$log" | tail -n1 | grep -o '[0-9]*$' || true)
