@@ -16,9 +16,12 @@ pub(crate) fn write(
     target: &str,
     report: &JobReport,
 ) -> anyhow::Result<()> {
-    let document = document(command, source, target, report);
+    write_document(path, &document(command, source, target, report))
+}
+
+fn write_document(path: &Path, document: &Value) -> anyhow::Result<()> {
     let temporary = path.with_extension("json.partial");
-    fs_err::write(&temporary, serde_json::to_vec_pretty(&document)?)?;
+    fs_err::write(&temporary, serde_json::to_vec_pretty(document)?)?;
     fs_err::rename(&temporary, path)?;
     Ok(())
 }
@@ -38,10 +41,7 @@ pub(crate) fn write_failure(
     let mut document = document(command, source, target, &JobReport::default());
     document["error"] = json!(error);
     document["exit_status"] = json!(exit_status);
-    let temporary = path.with_extension("json.partial");
-    fs_err::write(&temporary, serde_json::to_vec_pretty(&document)?)?;
-    fs_err::rename(&temporary, path)?;
-    Ok(())
+    write_document(path, &document)
 }
 
 /// One image's outcome: where from, where to, and its digest or why it failed.

@@ -309,15 +309,10 @@ impl Registry {
         let Ok(url) = url::Url::parse(realm) else {
             return false;
         };
+        // The endpoint's host carries its port; the URL parser splits it off (and lowercases).
+        let own = url::Url::parse(&format!("http://{}", self.inner.endpoint.host)).ok();
         url.scheme() == "https"
-            || url.host_str().is_some_and(|host| {
-                let own = self.inner.endpoint.host.as_str();
-                let own_host = own
-                    .rsplit_once(':')
-                    .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-                    .map_or(own, |(host, _)| host);
-                host.eq_ignore_ascii_case(own_host.trim_start_matches('[').trim_end_matches(']'))
-            })
+            || own.is_some_and(|own| own.host().is_some() && own.host() == url.host())
     }
 
     /// After a 401: forget the token for these scopes and take the challenge the registry
@@ -531,29 +526,27 @@ impl Registry {
         }
     }
 
-    /// `error`, a refusal, or the reason for it when the password was withheld.
-    fn refused(&self, error: Error) -> Error {
-        let withheld = self
+    /// Why a refusal happened when the password was withheld from the token service.
+    fn withheld(&self) -> Option<Error> {
+        let realm = self
             .inner
             .withheld_from
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        match withheld {
-            Some(realm) => Error::CredentialsWithheld {
-                host: self.host().to_string(),
-                realm,
-            },
-            None => error,
-        }
+            .clone()?;
+        Some(Error::CredentialsWithheld {
+            host: self.host().to_string(),
+            realm,
+        })
+    }
+
+    /// `error`, a refusal, or the reason for it when the password was withheld.
+    fn refused(&self, error: Error) -> Error {
+        self.withheld().unwrap_or(error)
     }
 
     async fn unauthorized(&self) -> Error {
-        let withheld = self.refused(Error::Protocol {
-            host: String::new(),
-            detail: String::new(),
-        });
-        if matches!(withheld, Error::CredentialsWithheld { .. }) {
+        if let Some(withheld) = self.withheld() {
             return withheld;
         }
         match self.secret().await {
