@@ -48,6 +48,10 @@ pub enum Error {
     #[error("stopped by the user")]
     Cancelled,
 
+    /// `oci:DIR` names a directory that holds files but is no OCI image layout.
+    #[error("{path} holds other files and is not an OCI image layout; nothing is written into it")]
+    NotALayout { path: String },
+
     #[error("cannot reach the container engine at {address}: {detail}")]
     EngineUnreachable { address: String, detail: String },
 
@@ -82,6 +86,7 @@ impl Error {
             | Error::Io { .. }
             | Error::DamagedBlob { .. }
             | Error::Cancelled
+            | Error::NotALayout { .. }
             | Error::EngineUnreachable { .. }
             | Error::EngineFailed { .. }
             | Error::LoadRejected { .. }

@@ -88,10 +88,14 @@ pub(crate) enum Command {
 
 #[derive(Debug, Clone, Default, Args)]
 pub(crate) struct CopyArgs {
+    #[arg(value_name = "SOURCE")]
+    pub(crate) source: Option<String>,
+    #[arg(value_name = "DESTINATION")]
+    pub(crate) destination: Option<String>,
     #[arg(long, value_name = "SRC")]
-    pub(crate) from: String,
+    pub(crate) from: Option<String>,
     #[arg(long, value_name = "DST")]
-    pub(crate) to: String,
+    pub(crate) to: Option<String>,
     #[arg(long, value_name = "FILE")]
     pub(crate) list: Option<PathBuf>,
     #[arg(long, value_name = "OS/ARCH,…")]

@@ -168,7 +168,10 @@ fn run(args: &[String]) -> ExitCode {
 fn report_failure(command: &Command, sentence: &str, status: u8) {
     let hidden = |address: &str| config::without_password(address);
     let (path, name, source, target) = match command {
-        Command::Copy(args) => (&args.json, "copy", hidden(&args.from), hidden(&args.to)),
+        Command::Copy(args) => {
+            let (from, to, _) = commands::copy::sides(args).unwrap_or_default();
+            (&args.json, "copy", hidden(&from), hidden(&to))
+        }
         Command::Save(args) => (
             &args.json,
             "save",
@@ -261,8 +264,8 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
             LegacyMode::Transmit => Invocation::Command(
                 global,
                 Box::new(Command::Copy(CopyArgs {
-                    from: invocation.src.clone().unwrap_or_default(),
-                    to: invocation.dst.clone().unwrap_or_default(),
+                    from: Some(invocation.src.clone().unwrap_or_default()),
+                    to: Some(invocation.dst.clone().unwrap_or_default()),
                     list: invocation.lst.clone(),
                     transfer,
                     json,

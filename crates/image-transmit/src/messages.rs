@@ -70,6 +70,7 @@ pub(crate) fn explain(error: &Error) -> String {
             .to_string()
         }
         Error::Cancelled => t!("error.interrupted").to_string(),
+        Error::NotALayout { path } => t!("error.not_a_layout", path = path).to_string(),
         Error::Io { path, source } => {
             t!("error.io", path = path, detail = source.to_string()).to_string()
         }

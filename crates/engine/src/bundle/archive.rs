@@ -19,6 +19,11 @@ pub enum EntryLayout {
     Archive,
 }
 
+/// Names, on an index entry that lists an OCI twin of a Docker manifest (see [`oci_view`]),
+/// the Docker manifest it was made from, which the layout or archive also holds: a reader
+/// that knows it serves the original, so an image keeps its digest through a file.
+pub const DOCKER_ORIGINAL: &str = "image-transmit.docker-manifest";
+
 /// The blob path inside an archive.
 pub fn blob_path(hex: &str) -> String {
     format!("blobs/sha256/{hex}")
@@ -60,14 +65,18 @@ pub fn index_files(
             &mut converted,
         );
         let digest = registry::Digest::of(&oci_bytes);
+        let mut annotations = json!({
+            "org.opencontainers.image.ref.name": reference,
+            "io.containerd.image.name": name,
+        });
+        if oci_type != media_type {
+            annotations[DOCKER_ORIGINAL] = json!(registry::Digest::of(text.as_bytes()).to_string());
+        }
         oci_entries.push(json!({
             "mediaType": oci_type,
             "digest": digest.to_string(),
             "size": oci_bytes.len(),
-            "annotations": {
-                "org.opencontainers.image.ref.name": reference,
-                "io.containerd.image.name": name,
-            },
+            "annotations": annotations,
         }));
         // docker load takes one platform per image: the image itself, or an index's first
         // child for linux/amd64 (else its first child).
@@ -127,7 +136,7 @@ pub fn index_files(
 /// Docker media types, so a Docker manifest (or list) is given an OCI twin: the same config
 /// and layer blobs under OCI media types. The bundle itself keeps the Docker bytes, so an
 /// upload still lands the original digest; only the OCI view has its own.
-fn oci_view(
+pub(crate) fn oci_view(
     text: &str,
     media_type: &str,
     key: &str,

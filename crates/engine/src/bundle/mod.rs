@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod chain;
 pub mod compress;
+mod docker_archive;
 pub mod meta;
 pub mod oci_archive;
 mod part_writer;

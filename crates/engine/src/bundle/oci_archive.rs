@@ -17,6 +17,7 @@ use registry::Digest;
 use registry::manifest::{self, ParsedManifest};
 use serde::Deserialize;
 
+use crate::bundle::archive::DOCKER_ORIGINAL;
 use crate::bundle::meta::{BaseBlob, BundleMeta, Compressor, FORMAT_VERSION, MetaError};
 use crate::bundle::parts::{EntryLocation, index_archive_part};
 
@@ -25,6 +26,9 @@ const MAX_JSON: u64 = 4 << 20;
 
 /// The annotation naming an image in an OCI layout's index.
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// The full name containerd (and Docker 25's `docker save`) gives an image in an index.
+const CONTAINERD_NAME: &str = "io.containerd.image.name";
 
 /// Whether `path` is a tar file (rather than a meta file): the ustar magic at byte 257.
 pub fn is_tar(path: &Path) -> bool {
@@ -69,8 +73,10 @@ pub fn meta_of(path: &Path) -> Result<BundleMeta, MetaError> {
         index_archive_part(path, &file_name).map_err(|problem| invalid(problem.to_string()))?;
     let mut blobs = BTreeMap::new();
     let mut index_location = None;
+    let mut all = BTreeMap::new();
     for (name, location) in found {
         let name = name.strip_prefix("./").unwrap_or(&name).to_string();
+        all.insert(name.clone(), location.clone());
         if name == "index.json" {
             index_location = Some(location);
         } else if let Some(hex) = name.strip_prefix("blobs/sha256/")
@@ -79,13 +85,14 @@ pub fn meta_of(path: &Path) -> Result<BundleMeta, MetaError> {
             blobs.entry(hex.to_string()).or_insert(location);
         }
     }
-    let index_location = index_location.ok_or_else(|| {
-        invalid("it is a tar, but not an OCI image layout: it has no index.json".to_string())
-    })?;
+    let stem = image_name_of_file(&file_name);
+    let Some(index_location) = index_location else {
+        // No OCI index: a docker save archive of before Docker 25, or podman's, or skopeo's.
+        return crate::bundle::docker_archive::meta_of(path, &file_name, size, &all, &stem);
+    };
     let index: Index = serde_json::from_slice(&read_json(path, &index_location, "index.json")?)
         .map_err(|e| invalid(format!("its index.json is not an OCI index: {e}")))?;
 
-    let stem = image_name_of_file(&file_name);
     let mut meta = BundleMeta {
         datafiles: BTreeMap::from([(file_name.clone(), size)]),
         compressor: Compressor::Tar,
@@ -97,22 +104,40 @@ pub fn meta_of(path: &Path) -> Result<BundleMeta, MetaError> {
             .digest
             .parse()
             .map_err(|_| invalid(format!("index.json names digest {:?}", entry.digest)))?;
+        // An OCI twin of a Docker manifest (our archives): the original, when the tar has it.
+        let original = entry
+            .annotations
+            .get(DOCKER_ORIGINAL)
+            .and_then(|original| original.parse::<Digest>().ok())
+            .filter(|original| blobs.contains_key(original.hex()));
+        let (digest, entry_media_type) = match original {
+            Some(original) => (original, None),
+            None => (digest, entry.media_type.clone()),
+        };
         let location = blobs.get(digest.hex()).ok_or_else(|| {
             invalid(format!(
                 "index.json names {digest}, which the tar does not hold"
             ))
         })?;
         let text = manifest_text(path, location, &digest)?;
+        let containerd_name = entry.annotations.get(CONTAINERD_NAME);
         let key = match entry.annotations.get(REF_NAME) {
+            // containerd's annotation carries the whole name (Docker 25's `docker save`, our
+            // archives) where the OCI one may say only the tag or the path.
+            Some(name)
+                if containerd_name.is_some_and(|full| {
+                    full.ends_with(&format!(":{name}")) || full.ends_with(&format!("/{name}"))
+                }) =>
+            {
+                containerd_name.cloned().unwrap_or_default()
+            }
             // A full reference (`host/ns/app:tag`), as the fork writes it.
             Some(name) if name.contains('/') => name.clone(),
             // A bare tag, as skopeo's `oci-archive:file.tar:tag` writes it.
             Some(tag) => format!("{stem}:{tag}"),
             None => format!("{stem}@{digest}"),
         };
-        let media_type = entry
-            .media_type
-            .clone()
+        let media_type = entry_media_type
             .or_else(|| manifest::detect_media_type(None, text.as_bytes(), &key).ok())
             .unwrap_or_default();
         let mut referenced = Vec::new();

@@ -292,6 +292,26 @@ fn unsafe_name(name: &str) -> Option<&'static str> {
     }
 }
 
+/// Whether a symbolic link named `name` pointing at `target` (relative to its folder) points
+/// at a file inside the archive.
+fn link_stays_inside(name: &str, target: &str) -> bool {
+    if target.is_empty() || unsafe_name(target) == Some("has an absolute path") {
+        return false;
+    }
+    let mut depth: i64 = name.split('/').count() as i64 - 1;
+    for component in target.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => depth -= 1,
+            _ => depth += 1,
+        }
+        if depth < 0 {
+            return false;
+        }
+    }
+    depth > 0
+}
+
 /// Why an entry type is refused, if it is. Only regular files (typeflag `0` or NUL, any mode:
 /// the original wrote mode 0o060) hold blobs; a PAX global header is metadata and is skipped.
 fn unsafe_type(kind: tar::EntryType) -> Option<&'static str> {
@@ -504,6 +524,16 @@ pub fn index_archive_part(
                     position = next;
                     continue;
                 }
+                // `docker save` archives of skopeo and Podman link Docker's old layer paths
+                // (`<id>/layer.tar`) to the layer files; nothing here follows a link, so one
+                // that stays inside the archive is passed over like a hard link.
+                if entry_type == tar::EntryType::Symlink
+                    && unsafe_name(&name).is_none()
+                    && link_stays_inside(&name, &nul_terminated(&header[157..257]))
+                {
+                    position = next;
+                    continue;
+                }
                 if let Some(reason) = unsafe_type(entry_type).or_else(|| unsafe_name(&name)) {
                     return Err(PartError::UnsafeEntry {
                         file: file_name.to_string(),
@@ -553,6 +583,12 @@ fn header_number(field: &[u8]) -> Option<u64> {
     } else {
         octal(field)
     }
+}
+
+/// A NUL-terminated header field as text.
+fn nul_terminated(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
 /// `prefix/name` of a ustar header, or the name of an older one.
@@ -935,6 +971,15 @@ mod tests {
         header.as_old_mut().linkflag = [typeflag];
         header.set_cksum();
         header.as_bytes().to_vec()
+    }
+
+    fn symlink(name: &[u8], target: &[u8]) -> Vec<u8> {
+        let mut link = header(name, b'2', 0o777, 0);
+        link[157..157 + target.len()].copy_from_slice(target);
+        let mut with_sum = tar::Header::new_old();
+        with_sum.as_mut_bytes().copy_from_slice(&link);
+        with_sum.set_cksum();
+        with_sum.as_bytes().to_vec()
     }
 
     fn entry(name: &[u8], typeflag: u8, data: &[u8]) -> Vec<u8> {
@@ -1426,6 +1471,28 @@ mod tests {
                 ),
                 "{}",
                 String::from_utf8_lossy(name)
+            );
+        }
+        // skopeo's and Podman's links from Docker's old layer paths to the layer files.
+        let mut linked = tar.clone();
+        linked.truncate(linked.len() - 1024);
+        linked.extend(symlink(b"abc/layer.tar", b"../layer_1.tar"));
+        linked.resize(linked.len() + 1024, 0);
+        std::fs::write(&path, &linked).unwrap();
+        assert_eq!(index_archive_part(&path, "fork.tar").unwrap().len(), 2);
+        for target in [&b"../../etc/passwd"[..], b"/etc/passwd", b".."] {
+            let mut escaping = tar.clone();
+            escaping.truncate(escaping.len() - 1024);
+            escaping.extend(symlink(b"abc/layer.tar", target));
+            escaping.resize(escaping.len() + 1024, 0);
+            std::fs::write(&path, &escaping).unwrap();
+            assert!(
+                matches!(
+                    index_archive_part(&path, "fork.tar"),
+                    Err(PartError::UnsafeEntry { .. })
+                ),
+                "{}",
+                String::from_utf8_lossy(target)
             );
         }
         // Cut inside an entry's data.

@@ -136,6 +136,9 @@ pub struct BundleWriterOptions {
     /// them (blob digests are still checked on the way and by `verify`). Faster; a crash
     /// right after the save can lose the bundle, which `verify` then reports.
     pub fast: bool,
+    /// Write one archive named exactly `work_name` and no meta: an `oci-archive:` or
+    /// `docker-archive:` destination rather than a bundle. Needs [`EntryLayout::Archive`].
+    pub archive_only: bool,
 }
 
 #[derive(Default)]
@@ -252,6 +255,7 @@ impl BundleWriter {
             state.next_part - 1
         };
         let name = match self.options.layout {
+            _ if self.options.archive_only => self.options.work_name.clone(),
             EntryLayout::Original => format!("{}_{number}.tar", self.options.work_name),
             EntryLayout::Archive => format!("{}_docker.tar", self.options.work_name),
         };
@@ -351,15 +355,7 @@ impl BundleWriter {
 
     /// The key the original tool gives an image: the source URL with scheme.
     fn image_key(&self, repository: &str, reference: &str) -> String {
-        let separator = if reference.starts_with("sha256:") {
-            '@'
-        } else {
-            ':'
-        };
-        format!(
-            "{}/{repository}{separator}{reference}",
-            self.options.key_prefix.trim_end_matches('/')
-        )
+        crate::transport::image_key(&self.options.key_prefix, repository, reference)
     }
 
     fn base_blob(&self, digest: &Digest) -> Option<(&BaseBundle, &BaseBlob)> {
@@ -417,7 +413,7 @@ impl BundleWriter {
 
     /// Closes every part and writes the meta file, last and atomically. Images that did not
     /// complete are not in it.
-    pub async fn finish(&self) -> Result<PathBuf> {
+    pub async fn finish_bundle(&self) -> Result<PathBuf> {
         if self.options.layout == EntryLayout::Archive {
             self.write_index_files().await?;
         }
@@ -445,6 +441,10 @@ impl BundleWriter {
                 .collect::<Result<Vec<()>>>()
         })?;
         let state = std::mem::take(&mut *lock(&self.state));
+        if self.options.archive_only {
+            // The archive's own index files, written first, are all it needs.
+            return Ok(self.part_path(&self.options.work_name));
+        }
         let mut meta = BundleMeta::new_ours();
         for (name, size, digest) in &state.finished {
             meta.datafiles.insert(name.clone(), *size);
@@ -504,10 +504,41 @@ impl BundleWriter {
     }
 }
 
+impl BundleWriterOptions {
+    /// One archive at `path` that is an OCI image layout and a `docker load` archive at once,
+    /// with no meta beside it: the `oci-archive:` and `docker-archive:` destinations. Images
+    /// are named `key_prefix/repository:tag` in it (no prefix: `repository:tag`).
+    pub fn archive(path: &Path, key_prefix: String) -> BundleWriterOptions {
+        let directory = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        BundleWriterOptions {
+            directory,
+            work_name: path
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            parallel_parts: 1,
+            split_size: None,
+            key_prefix,
+            bases: Vec::new(),
+            layout: EntryLayout::Archive,
+            zstd: false,
+            fast: false,
+            archive_only: true,
+        }
+    }
+}
+
 #[async_trait]
 impl ImageDestination for BundleWriter {
     fn describe(&self) -> String {
         self.options.work_name.clone()
+    }
+
+    async fn finish(&self) -> Result<Option<PathBuf>> {
+        self.finish_bundle().await.map(Some)
     }
 
     async fn has_blob(&self, _repository: &str, descriptor: &Descriptor) -> Result<bool> {

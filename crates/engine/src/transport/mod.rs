@@ -6,6 +6,9 @@ pub mod docker_daemon;
 pub mod oci_layout;
 pub mod registry;
 
+mod location;
+pub use location::{Location, LocationError, TRANSPORTS};
+
 use ::registry::Digest;
 use ::registry::manifest::Descriptor;
 use async_trait::async_trait;
@@ -82,6 +85,13 @@ pub trait ImageDestination: Send + Sync {
         manifest: &Manifest,
         role: ManifestRole,
     ) -> Result<()>;
+
+    /// Ends the job's writing: what only the whole job knows (a bundle's meta, an archive's or
+    /// a layout's index) is written now, after every image. Images that did not complete are
+    /// left out of it. Returns the file that names the result, when there is one to show.
+    async fn finish(&self) -> Result<Option<std::path::PathBuf>> {
+        Ok(None)
+    }
 }
 
 /// Where whole images go in one piece: a container engine that loads `docker save` archives
@@ -98,6 +108,20 @@ pub trait ImageLoader: Send + Sync {
     /// Fails when the stream breaks or the engine rejects the archive; a failed load must
     /// leave no tag behind.
     async fn load(&self, name: &str, archive: ByteStream) -> Result<()>;
+}
+
+/// The name a file destination (a bundle, an archive, a layout) gives an image:
+/// `[prefix/]repository:tag`, or `@digest` for an image pinned by digest.
+pub(crate) fn image_key(prefix: &str, repository: &str, reference: &str) -> String {
+    let separator = if reference.starts_with("sha256:") {
+        '@'
+    } else {
+        ':'
+    };
+    match prefix.trim_end_matches('/') {
+        "" => format!("{repository}{separator}{reference}"),
+        prefix => format!("{prefix}/{repository}{separator}{reference}"),
+    }
 }
 
 /// Which manifest of an image is being stored.

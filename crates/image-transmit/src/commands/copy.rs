@@ -1,79 +1,84 @@
-//! `copy` (and the legacy `-src -dst -lst`): registry to registry, streaming, moving only the
-//! blobs the target lacks.
+//! `copy SOURCE DESTINATION [IMAGE...]` (also `--from`/`--to`, and the legacy `-src -dst -lst`):
+//! images from any location to any other (registries, bundles, OCI layouts, archives, a
+//! container engine), through the one pipeline.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use engine::CopyOptions;
-use engine::plan::{self, ListOptions};
-use engine::transport::registry::{RegistryDestination, RegistrySource};
+use rust_i18n::t;
 
-use super::{
-    JobSettings, RunError, Sink, check_source, finish, list_endpoint, open_source, open_target,
-    platform_filters, read_lines, run_job,
-};
-use crate::cli::{CopyArgs, LoadArgs};
+use super::pipeline::{self, JobRequest, parse_location};
+use super::{JobSettings, UsageError};
+use crate::cli::CopyArgs;
 use crate::config::Config;
-use crate::messages::explain_registry;
 
 pub(crate) async fn run(args: &CopyArgs, config: &Config) -> anyhow::Result<ExitCode> {
-    // `--to docker` / `--to containerd`: a pull straight into the local engine.
-    if super::load::Engine::parse(&args.to).is_some() {
-        let load = LoadArgs {
-            to: args.to.clone(),
-            from: Some(args.from.clone()),
-            inputs: args.images.clone(),
-            list: args.list.clone(),
-            platform: args.platform.clone(),
-            transfer: args.transfer.clone(),
-            json: args.json.clone(),
-            source_tls: args.source_tls.clone(),
-            ..LoadArgs::default()
-        };
-        return super::load::run(&load, config).await;
-    }
+    let (from, to, images) = sides(args)?;
     let settings = JobSettings::new(config, &args.transfer);
-    let (_, source) = open_source(config, &settings, &args.from, &args.source_tls)?;
-    let (target_entry, target) = open_target(config, &settings, &args.to, &args.target_tls)?;
-    let platforms = platform_filters(args.platform.as_deref(), config)?;
-
-    let lines = read_lines(args.list.as_deref(), &args.images)?;
-    let options = ListOptions {
-        source: Some(list_endpoint(&source)),
-        target: Some(list_endpoint(&target)),
-        target_namespace: target_entry.repository.clone().filter(|n| !n.is_empty()),
-    };
-    let (pairs, invalid) = plan::plan(&lines, &options);
-
-    // One clear error for an unreachable registry or a wrong password, not one per image.
-    if let Some(first) = pairs.first() {
-        check_source(&source, &first.source.repository, &settings).await?;
-        target
-            .check(&first.target.repository, true)
-            .await
-            .map_err(|e| RunError(explain_registry(&e)))?;
-    }
-
-    let options = CopyOptions {
-        max_connections: settings.max_connections,
-        retries: settings.retries,
-        stall_timeout: settings.stall_timeout,
-        platforms,
+    let request = JobRequest {
+        command: "copy",
+        source: parse_location(&from)?,
+        destination: parse_location(&to)?,
+        list: args.list.as_deref(),
+        images: &images,
+        platform: args.platform.as_deref(),
         platform_as_manifest: args.platform_as_manifest,
-        ..CopyOptions::default()
+        source_tls: &args.source_tls,
+        target_tls: &args.target_tls,
+        json: args.json.as_deref(),
     };
-    let report = run_job(
-        "copy",
-        Arc::new(RegistrySource::new(source.clone())),
-        Sink::Pieces(Arc::new(RegistryDestination::new(target.clone()))),
-        options,
-        &settings,
-        pairs,
-        invalid,
-    )
-    .await;
-    if let Some(path) = &args.json {
-        crate::report::write(path, "copy", source.host(), target.host(), &report)?;
+    pipeline::run(request, config, &settings).await
+}
+
+/// The source, the destination and the images: `--from` and `--to` where given, else the
+/// first words, in that order; every word after them is an image.
+pub(crate) fn sides(args: &CopyArgs) -> anyhow::Result<(String, String, Vec<String>)> {
+    let mut words = args
+        .source
+        .iter()
+        .chain(&args.destination)
+        .chain(&args.images)
+        .cloned();
+    let from = args.from.clone().or_else(|| words.next());
+    let to = args.to.clone().or_else(|| words.next());
+    match (from, to) {
+        (Some(from), Some(to)) => Ok((from, to, words.collect())),
+        _ => Err(UsageError(
+            t!(
+                "error.copy_needs_two_sides",
+                program = crate::help::program_name()
+            )
+            .to_string(),
+        )
+        .into()),
     }
-    Ok(finish(&report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(from: Option<&str>, to: Option<&str>, words: &[&str]) -> CopyArgs {
+        let mut words = words.iter().map(|w| w.to_string());
+        CopyArgs {
+            source: words.next(),
+            destination: words.next(),
+            images: words.collect(),
+            from: from.map(str::to_string),
+            to: to.map(str::to_string),
+            ..CopyArgs::default()
+        }
+    }
+
+    #[test]
+    fn flags_and_words_name_the_sides() {
+        let (from, to, images) = sides(&args(None, None, &["a", "oci:b", "x:1", "y:2"])).unwrap();
+        assert_eq!((from.as_str(), to.as_str()), ("a", "oci:b"));
+        assert_eq!(images, ["x:1", "y:2"]);
+        let (from, to, images) = sides(&args(Some("a"), Some("b"), &["x:1", "y:2"])).unwrap();
+        assert_eq!((from.as_str(), to.as_str(), images.len()), ("a", "b", 2));
+        let (from, to, images) = sides(&args(Some("a"), None, &["b", "x:1"])).unwrap();
+        assert_eq!((from.as_str(), to.as_str()), ("a", "b"));
+        assert_eq!(images, ["x:1"]);
+        assert!(sides(&args(None, None, &["a"])).is_err());
+    }
 }

@@ -134,6 +134,7 @@ async fn save(
             layout: EntryLayout::Original,
             zstd: false,
             fast: false,
+            archive_only: false,
         })
         .map_err(fail)?,
     );
@@ -161,7 +162,7 @@ async fn save(
     if let Some(engine::ImageStatus::Failed { error }) = report.images.first().map(|i| &i.status) {
         return Err(RunError(explain(error)).into());
     }
-    let meta = writer.finish().await.map_err(fail)?;
+    let meta = writer.finish_bundle().await.map_err(fail)?;
     let check = verify_bundle(&meta).map_err(fail)?;
     if !check.findings.is_empty() {
         return Err(RunError(t!("demo.bundle_faulty", path = meta.display()).to_string()).into());

@@ -49,17 +49,24 @@ impl Engine {
 }
 
 /// The engine opened and asked for its platform, so a stopped daemon is one clear error.
-struct OpenedEngine {
-    sink: Sink,
-    platform: PlatformFilter,
-    name: &'static str,
+pub(crate) struct OpenedEngine {
+    pub(crate) sink: Sink,
+    pub(crate) platform: PlatformFilter,
+    pub(crate) name: &'static str,
 }
 
-async fn open_engine(args: &LoadArgs, engine: Engine) -> anyhow::Result<OpenedEngine> {
+/// Opens an engine: `address` (the Docker API's, or containerd's socket), containerd's
+/// `namespace` and `snapshotter`, each else from the environment, else the default.
+pub(crate) async fn open_engine(
+    engine: Engine,
+    address: Option<String>,
+    namespace: Option<String>,
+    snapshotter: Option<String>,
+) -> anyhow::Result<OpenedEngine> {
     let fail = |error: engine::Error| RunError(explain(&error));
     match engine {
         Engine::Docker => {
-            let daemon = match &args.address {
+            let daemon = match &address {
                 Some(address) => DockerDaemon::new(address),
                 None => DockerDaemon::from_env(),
             }
@@ -75,17 +82,13 @@ async fn open_engine(args: &LoadArgs, engine: Engine) -> anyhow::Result<OpenedEn
             let containerd = Containerd {
                 ctr: PathBuf::from("ctr"),
                 // As `ctr` itself: the flag, then its environment, then the default.
-                address: args
-                    .address
-                    .clone()
+                address: address
                     .or_else(|| non_empty_env("CONTAINERD_ADDRESS"))
                     .unwrap_or_else(|| Containerd::DEFAULT_ADDRESS.to_string()),
-                namespace: args
-                    .namespace
-                    .clone()
+                namespace: namespace
                     .or_else(|| non_empty_env("CONTAINERD_NAMESPACE"))
                     .unwrap_or_else(|| Containerd::DEFAULT_NAMESPACE.to_string()),
-                snapshotter: args.snapshotter.clone(),
+                snapshotter,
             };
             containerd.check().await.map_err(fail)?;
             Ok(OpenedEngine {
@@ -137,7 +140,13 @@ pub(crate) async fn run(args: &LoadArgs, config: &Config) -> anyhow::Result<Exit
     };
 
     // The engine first: without it nothing else matters.
-    let opened = open_engine(args, engine).await?;
+    let opened = open_engine(
+        engine,
+        args.address.clone(),
+        args.namespace.clone(),
+        args.snapshotter.clone(),
+    )
+    .await?;
     let planned = match &args.from {
         Some(from) => plan_from_registry(args, config, &settings, from, list_options).await?,
         None => plan_from_bundle(args, &list_options)?,
@@ -288,7 +297,7 @@ fn open_chain(meta: &Path, bases: &[PathBuf]) -> anyhow::Result<(BundleChain, Ve
 
 /// The registry host of a bundle's image key (`http://10.0.0.1:5000/team/app:1`), if it has
 /// one: the name the original gave loaded images started with it.
-fn key_host(key: &str) -> Option<String> {
+pub(crate) fn key_host(key: &str) -> Option<String> {
     let name = key
         .split_once("://")
         .map_or(key, |(_, rest)| rest)

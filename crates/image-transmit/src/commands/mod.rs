@@ -7,6 +7,7 @@ pub(crate) mod cache;
 pub(crate) mod copy;
 pub(crate) mod demo;
 pub(crate) mod load;
+pub(crate) mod pipeline;
 pub(crate) mod save;
 pub(crate) mod serve;
 pub(crate) mod ui;

@@ -119,6 +119,7 @@ pub(crate) async fn run(args: &SaveArgs, config: &Config) -> anyhow::Result<Exit
             layout,
             zstd,
             fast: args.fast,
+            archive_only: false,
         })
         .map_err(|e| RunError(explain(&e)))?,
     );
@@ -139,7 +140,10 @@ pub(crate) async fn run(args: &SaveArgs, config: &Config) -> anyhow::Result<Exit
         invalid,
     )
     .await;
-    let meta = writer.finish().await.map_err(|e| RunError(explain(&e)))?;
+    let meta = writer
+        .finish_bundle()
+        .await
+        .map_err(|e| RunError(explain(&e)))?;
     #[allow(clippy::print_stdout)]
     {
         println!("{}", t!("save.meta_written", path = meta.display()));
@@ -158,7 +162,7 @@ pub(crate) async fn run(args: &SaveArgs, config: &Config) -> anyhow::Result<Exit
 
 /// The original's key prefix: the source as configured, scheme included, path prefix not
 /// (the repository already carries it).
-fn key_prefix(configured: &str, host: &str) -> String {
+pub(crate) fn key_prefix(configured: &str, host: &str) -> String {
     match configured.split_once("://") {
         Some((scheme, _)) => format!("{scheme}://{host}"),
         None => host.to_string(),
@@ -208,6 +212,11 @@ fn unused_location(day_directory: &Path, prefix: &str, work: &str) -> (PathBuf, 
         name = format!("{base}_{counter}");
     }
     (directory, name)
+}
+
+/// `work`, or `work_2`, `work_3`… if a bundle of that name is already in `directory`.
+pub(crate) fn unused_name(directory: &Path, work: &str) -> String {
+    unused_location(directory, "", work).1
 }
 
 /// `4G`, `500M`, `64K` or plain bytes; binary units, as file size limits are usually meant.

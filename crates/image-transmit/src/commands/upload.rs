@@ -94,14 +94,30 @@ pub(crate) async fn prepare(
             .map_err(|e| RunError(explain_registry(&e)))?;
     }
 
-    // Base blobs may sit under other repositories of the target: where the base put them.
+    settle_bases(&mut reader, target, &options, &pairs).await?;
+    Ok(PreparedUpload {
+        reader,
+        pairs,
+        invalid,
+    })
+}
+
+/// Finds where on the target the blobs an increment leaves to its bases are (where the base
+/// put them, else any repository of the target's catalog), so they can be mounted; refuses
+/// the upload before anything moves if any is missing.
+pub(crate) async fn settle_bases(
+    reader: &mut BundleReader,
+    target: &Registry,
+    options: &ListOptions,
+    pairs: &[ImagePair],
+) -> anyhow::Result<()> {
     let locations: HashMap<Digest, Vec<String>> = reader
         .base_repositories()
         .into_iter()
         .map(|(digest, repositories)| {
             let targets = repositories
                 .iter()
-                .filter_map(|repository| plan::plan_line(repository, &options).ok())
+                .filter_map(|repository| plan::plan_line(repository, options).ok())
                 .map(|pair| pair.target.repository)
                 .collect();
             (digest, targets)
@@ -109,12 +125,7 @@ pub(crate) async fn prepare(
         .collect();
     let locations = find_unplaced_base_blobs(target, locations).await;
     reader.set_base_locations(locations);
-    refuse_missing_base_blobs(&reader, target, &pairs).await?;
-    Ok(PreparedUpload {
-        reader,
-        pairs,
-        invalid,
-    })
+    refuse_missing_base_blobs(reader, target, pairs).await
 }
 
 /// A squashfs bundle's images reach the target under new digests: one warning line each.

@@ -375,12 +375,12 @@ fn help_speaks_the_language_of_the_messages() {
     };
     let english = help(&["copy", "--help"], "C.UTF-8");
     assert!(
-        english.contains("Usage:") && english.contains("Source registry"),
+        english.contains("Usage:") && english.contains("Where the images come from"),
         "{english}"
     );
     let chinese = help(&["--lang", "zh_CN", "copy", "--help"], "C.UTF-8");
     assert!(
-        chinese.contains("用法：") && chinese.contains("源仓库"),
+        chinese.contains("用法：") && chinese.contains("镜像从哪里来"),
         "{chinese}"
     );
     assert!(!chinese.contains("Usage:"), "{chinese}");

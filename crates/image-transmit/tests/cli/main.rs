@@ -20,6 +20,7 @@ mod load;
 mod notify;
 mod original_tools;
 mod serve;
+mod transports;
 mod ui;
 mod watch;
 mod wine;

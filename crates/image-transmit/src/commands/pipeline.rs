@@ -1,0 +1,499 @@
+//! The one job pipeline behind `copy SOURCE DESTINATION`: each side, named as a [`Location`],
+//! is opened into an image source or destination; the list is planned with how each side
+//! names images; one check before any image; the job; the destination's finish; the report
+//! and exit status. A new transport is one arm in [`open_source`] or [`open_destination`]
+//! (and its file in `engine::transport`).
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use engine::bundle::chain::BundleChain;
+use engine::bundle::reader::BundleReader;
+use engine::bundle::writer::{BundleWriter, BundleWriterOptions};
+use engine::plan::{self, Endpoint, ImagePair, ListOptions};
+use engine::transport::oci_layout::{OciLayoutDestination, OciLayoutSource};
+use engine::transport::registry::{RegistryDestination, RegistrySource};
+use engine::transport::{ImageDestination, ImageSource, Location, LocationError, TRANSPORTS};
+use engine::{CopyOptions, PlatformFilter};
+use registry::Registry;
+use rust_i18n::t;
+
+use super::{
+    JobSettings, RunError, Sink, UsageError, check_source, finish, list_endpoint, open_source,
+    open_target, platform_filters, read_lines, run_job,
+};
+use crate::cli::{SourceTls, TargetTls};
+use crate::config::Config;
+use crate::messages::{explain, explain_registry};
+
+/// What a job was asked to do, after the command line is read.
+pub(crate) struct JobRequest<'a> {
+    /// The command's name, for notifications and `--json`.
+    pub(crate) command: &'static str,
+    pub(crate) source: Location,
+    pub(crate) destination: Location,
+    pub(crate) list: Option<&'a Path>,
+    pub(crate) images: &'a [String],
+    pub(crate) platform: Option<&'a str>,
+    pub(crate) platform_as_manifest: bool,
+    pub(crate) source_tls: &'a SourceTls,
+    pub(crate) target_tls: &'a TargetTls,
+    pub(crate) json: Option<&'a Path>,
+}
+
+/// Parses one side of a copy, in one sentence when it cannot be.
+pub(crate) fn parse_location(text: &str) -> anyhow::Result<Location> {
+    Location::parse(text).map_err(|error| {
+        let sentence = match error {
+            LocationError::MissingPath { transport } => {
+                t!("error.location_needs_path", transport = transport)
+            }
+            LocationError::UnknownTransport { name } => t!(
+                "error.unknown_transport",
+                name = name,
+                known = TRANSPORTS.join(" ")
+            ),
+        };
+        UsageError(sentence.to_string()).into()
+    })
+}
+
+/// A source, opened.
+struct OpenedSource {
+    source: SourceHandle,
+    /// How list lines address it; `None`: lines are its own names, used verbatim.
+    endpoint: Option<Endpoint>,
+    /// The registry, checked once before any image.
+    registry: Option<Registry>,
+    /// For files that hold images (bundles, layouts, archives): every image, the list of a
+    /// job given none.
+    all_images: Option<Vec<String>>,
+    /// The registry as configured (scheme kept), which bundle keys start with.
+    configured: Option<String>,
+    /// For the report and messages.
+    described: String,
+}
+
+enum SourceHandle {
+    Ready(Arc<dyn ImageSource>),
+    /// A bundle going into a registry: where its base blobs are on the target is found once
+    /// the target is open ([`super::upload::settle_bases`]).
+    BundleForRegistry(Box<BundleReader>),
+}
+
+/// A bundle or archive to read, checked: every data file whole.
+fn open_bundle(path: &Path) -> anyhow::Result<BundleReader> {
+    super::upload::refuse_damaged_parts(path)?;
+    let reader = BundleReader::open(path).map_err(|e| RunError(explain(&e)))?;
+    super::upload::warn_rewritten(&reader);
+    Ok(reader)
+}
+
+fn open_source_location(
+    location: &Location,
+    destination: &Location,
+    config: &Config,
+    settings: &JobSettings,
+    tls: &SourceTls,
+) -> anyhow::Result<OpenedSource> {
+    let file_source = |source: SourceHandle, images: Vec<String>, path: &Path| OpenedSource {
+        source,
+        endpoint: None,
+        registry: None,
+        all_images: Some(images),
+        configured: None,
+        described: path.display().to_string(),
+    };
+    match location {
+        Location::Registry(name) => {
+            let (entry, registry) = open_source(config, settings, name, tls)?;
+            Ok(OpenedSource {
+                source: SourceHandle::Ready(Arc::new(RegistrySource::new(registry.clone()))),
+                endpoint: Some(list_endpoint(&registry)),
+                described: registry.host().to_string(),
+                registry: Some(registry),
+                all_images: None,
+                configured: Some(entry.registry),
+            })
+        }
+        Location::Bundle(path) | Location::OciArchive(path) | Location::DockerArchive(path) => {
+            if path.is_dir() {
+                return Err(UsageError(
+                    t!("error.bundle_source_is_folder", path = path.display()).to_string(),
+                )
+                .into());
+            }
+            let reader = open_bundle(path)?;
+            let images = reader.image_keys();
+            // Into a registry an increment's base blobs may already be there (checked before
+            // the job); anywhere else they must travel, and an increment alone lacks them.
+            let source = match destination {
+                Location::Registry(_) => SourceHandle::BundleForRegistry(Box::new(reader)),
+                _ => SourceHandle::Ready(Arc::new(whole_chain(reader)?)),
+            };
+            Ok(file_source(source, images, path))
+        }
+        Location::OciLayout(path) => {
+            let layout = OciLayoutSource::open(path).map_err(|e| RunError(explain(&e)))?;
+            let images = layout.image_names();
+            Ok(file_source(
+                SourceHandle::Ready(Arc::new(layout)),
+                images,
+                path,
+            ))
+        }
+        Location::DockerDaemon { .. } | Location::Containerd { .. } => Err(UsageError(
+            t!(
+                "error.engine_is_not_a_source",
+                location = location.to_string()
+            )
+            .to_string(),
+        )
+        .into()),
+    }
+}
+
+/// A bundle read alone, refused when it leaves blobs to bases it does not carry.
+fn whole_chain(reader: BundleReader) -> anyhow::Result<BundleChain> {
+    let chain = BundleChain::new(reader, Vec::new());
+    let missing = chain.missing_blobs();
+    if missing.is_empty() {
+        return Ok(chain);
+    }
+    let lines: Vec<String> = missing.iter().map(|d| format!("  {d}")).collect();
+    Err(RunError(format!(
+        "{}\n{}",
+        t!("copy.increment_needs_bases", count = missing.len()),
+        lines.join("\n")
+    ))
+    .into())
+}
+
+/// A destination, opened.
+struct OpenedDestination {
+    sink: Sink,
+    /// How list lines address it (a registry); `None` for files and engines.
+    endpoint: Option<Endpoint>,
+    /// cfg.yaml `repository:` of the target entry: the namespace that replaces the source's.
+    namespace: Option<String>,
+    registry: Option<Registry>,
+    /// Bundles record each image under its source name, renames left to the upload.
+    keeps_source_names: bool,
+    /// A container engine: the platform it runs and its name for messages.
+    engine: Option<(PlatformFilter, &'static str)>,
+    /// The host loaded images are named with, from a cfg.yaml target entry named like the
+    /// engine; else the source's.
+    loaded_host: Option<String>,
+    described: String,
+}
+
+/// What a destination that writes files names its images after: `HOST/PATH:TAG`.
+struct Naming {
+    /// The registry images come from, as configured (`http://10.0.0.1:5000`), for bundle keys.
+    configured: Option<String>,
+    /// Its host, which archives, layouts and engines put before each name.
+    host: Option<String>,
+}
+
+async fn open_destination_location(
+    location: &Location,
+    config: &Config,
+    settings: &JobSettings,
+    tls: &TargetTls,
+    naming: &Naming,
+) -> anyhow::Result<OpenedDestination> {
+    let fail = |error: engine::Error| RunError(explain(&error));
+    let file_destination =
+        |sink: Arc<dyn ImageDestination>, keeps_source_names: bool| OpenedDestination {
+            described: location.to_string(),
+            sink: Sink::Pieces(sink),
+            endpoint: None,
+            namespace: None,
+            registry: None,
+            keeps_source_names,
+            engine: None,
+            loaded_host: None,
+        };
+    let host_prefix = naming.host.clone().unwrap_or_default();
+    match location {
+        Location::Registry(name) => {
+            let (entry, registry) = open_target(config, settings, name, tls)?;
+            Ok(OpenedDestination {
+                sink: Sink::Pieces(Arc::new(RegistryDestination::new(registry.clone()))),
+                endpoint: Some(list_endpoint(&registry)),
+                namespace: entry.repository.clone().filter(|n| !n.is_empty()),
+                described: registry.host().to_string(),
+                registry: Some(registry),
+                keeps_source_names: false,
+                engine: None,
+                loaded_host: None,
+            })
+        }
+        Location::Bundle(directory) => {
+            if directory.is_file() {
+                return Err(UsageError(
+                    t!(
+                        "error.bundle_destination_is_file",
+                        path = directory.display()
+                    )
+                    .to_string(),
+                )
+                .into());
+            }
+            let work_name = format!("img_full_{}", chrono::Local::now().format("%Y%m%d%H%M"));
+            let key_prefix = match (&naming.configured, &naming.host) {
+                (Some(configured), Some(host)) => super::save::key_prefix(configured, host),
+                _ => host_prefix,
+            };
+            let writer = BundleWriter::new(BundleWriterOptions {
+                directory: directory.clone(),
+                work_name: super::save::unused_name(directory, &work_name),
+                parallel_parts: settings.max_connections,
+                split_size: None,
+                key_prefix,
+                bases: Vec::new(),
+                layout: engine::bundle::archive::EntryLayout::Original,
+                zstd: config.compressor.as_deref() == Some("zstd"),
+                fast: false,
+                archive_only: false,
+            })
+            .map_err(fail)?;
+            Ok(file_destination(Arc::new(writer), true))
+        }
+        Location::OciLayout(directory) => {
+            let layout = OciLayoutDestination::open(directory, host_prefix).map_err(fail)?;
+            Ok(file_destination(Arc::new(layout), false))
+        }
+        Location::OciArchive(path) | Location::DockerArchive(path) => {
+            if path.exists() {
+                return Err(UsageError(
+                    t!("error.archive_exists", path = path.display()).to_string(),
+                )
+                .into());
+            }
+            let writer =
+                BundleWriter::new(BundleWriterOptions::archive(path, host_prefix)).map_err(fail)?;
+            Ok(file_destination(Arc::new(writer), false))
+        }
+        Location::DockerDaemon { address } => {
+            let opened =
+                super::load::open_engine(super::load::Engine::Docker, address.clone(), None, None)
+                    .await?;
+            Ok(engine_destination(location, opened, config, &["docker"]))
+        }
+        Location::Containerd { namespace } => {
+            let opened = super::load::open_engine(
+                super::load::Engine::Containerd,
+                None,
+                namespace.clone(),
+                None,
+            )
+            .await?;
+            Ok(engine_destination(
+                location,
+                opened,
+                config,
+                &["ctr", "containerd"],
+            ))
+        }
+    }
+}
+
+/// A loaded image is named `HOST/PATH:TAG` (see `load`): a cfg.yaml target entry named like
+/// the engine gives HOST and the namespace of PATH.
+fn engine_destination(
+    location: &Location,
+    opened: super::load::OpenedEngine,
+    config: &Config,
+    entry_names: &[&str],
+) -> OpenedDestination {
+    let entry = entry_names
+        .iter()
+        .find_map(|name| config.find_target(name).ok());
+    OpenedDestination {
+        sink: opened.sink,
+        endpoint: None,
+        namespace: entry
+            .and_then(|entry| entry.repository.clone())
+            .filter(|namespace| !namespace.is_empty()),
+        registry: None,
+        keeps_source_names: false,
+        engine: Some((opened.platform, opened.name)),
+        loaded_host: entry
+            .and_then(|entry| entry.registry.parse::<Endpoint>().ok())
+            .map(|endpoint| endpoint.to_string()),
+        described: location.to_string(),
+    }
+}
+
+/// The host a source's images are known by: a registry's, or the one a bundle's keys carry.
+fn naming_host(source: &OpenedSource, pairs: &[ImagePair]) -> Option<String> {
+    match &source.endpoint {
+        Some(endpoint) => Some(endpoint.host.clone()),
+        None => pairs
+            .iter()
+            .find_map(|pair| super::load::key_host(&pair.source_text)),
+    }
+}
+
+/// Runs `request`: the whole pipeline from two locations to an exit status.
+pub(crate) async fn run(
+    request: JobRequest<'_>,
+    config: &Config,
+    settings: &JobSettings,
+) -> anyhow::Result<ExitCode> {
+    if !request.source.is_readable() {
+        return Err(UsageError(
+            t!(
+                "error.engine_is_not_a_source",
+                location = request.source.to_string()
+            )
+            .to_string(),
+        )
+        .into());
+    }
+    let source = open_source_location(
+        &request.source,
+        &request.destination,
+        config,
+        settings,
+        request.source_tls,
+    )?;
+    let lines = match (&source.all_images, request.list, request.images.is_empty()) {
+        (Some(all), None, true) => all.clone(),
+        _ => read_lines(request.list, request.images)?,
+    };
+    let plan_without_target = ListOptions {
+        source: source.endpoint.clone(),
+        target: None,
+        target_namespace: None,
+    };
+    let (first_plan, _) = plan::plan(&lines, &plan_without_target);
+    let naming = Naming {
+        configured: source.configured.clone(),
+        host: naming_host(&source, &first_plan),
+    };
+    let destination = open_destination_location(
+        &request.destination,
+        config,
+        settings,
+        request.target_tls,
+        &naming,
+    )
+    .await?;
+    let options = ListOptions {
+        source: source.endpoint.clone(),
+        target: destination.endpoint.clone(),
+        target_namespace: destination.namespace.clone(),
+    };
+    let (mut pairs, invalid) = plan::plan(&lines, &options);
+    // A file keeps each image under its source name unless the line renames it; a bundle
+    // always does, as the original's, leaving renames to the upload. An engine's names are
+    // `load`'s.
+    for pair in &mut pairs {
+        let renamed = pair.line.contains("->");
+        let file = destination.endpoint.is_none() && destination.engine.is_none();
+        if destination.keeps_source_names || (file && !renamed) {
+            pair.target = pair.source.clone();
+        }
+    }
+
+    check_before_any_image(&source, &destination, settings, &pairs).await?;
+    let image_source: Arc<dyn ImageSource> = match source.source {
+        SourceHandle::Ready(ready) => ready,
+        SourceHandle::BundleForRegistry(mut reader) => {
+            if let Some(target) = &destination.registry {
+                super::upload::settle_bases(&mut reader, target, &options, &pairs).await?;
+            }
+            Arc::new(*reader)
+        }
+    };
+    let mut platforms = platform_filters(request.platform, config)?;
+    if let Some((platform, name)) = &destination.engine {
+        say_platform(&platforms, platform, name);
+        if platforms.is_empty() {
+            platforms = vec![platform.clone()];
+        }
+    }
+    let copy_options = CopyOptions {
+        max_connections: settings.max_connections,
+        retries: settings.retries,
+        stall_timeout: settings.stall_timeout,
+        platforms,
+        platform_as_manifest: request.platform_as_manifest,
+        loaded_name_host: destination.loaded_host.clone().or(naming.host.clone()),
+        ..CopyOptions::default()
+    };
+    let report = run_job(
+        request.command,
+        image_source,
+        destination.sink.clone(),
+        copy_options,
+        settings,
+        pairs,
+        invalid,
+    )
+    .await;
+    if let Sink::Pieces(writer) = &destination.sink
+        && let Some(written) = writer.finish().await.map_err(|e| RunError(explain(&e)))?
+    {
+        #[allow(clippy::print_stdout)]
+        {
+            // A bundle's meta is announced in the original's words, which scripts look for.
+            let key = if destination.keeps_source_names {
+                "save.meta_written"
+            } else {
+                "copy.written"
+            };
+            println!("{}", t!(key, path = written.display()));
+        }
+    }
+    if let Some(path) = request.json {
+        crate::report::write(
+            path,
+            request.command,
+            &source.described,
+            &destination.described,
+            &report,
+        )?;
+    }
+    Ok(finish(&report))
+}
+
+/// One clear error for an unreachable registry or a wrong password, not one per image; for a
+/// bundle into a registry, the blobs it leaves to its bases must be there.
+async fn check_before_any_image(
+    source: &OpenedSource,
+    destination: &OpenedDestination,
+    settings: &JobSettings,
+    pairs: &[ImagePair],
+) -> anyhow::Result<()> {
+    let Some(first) = pairs.first() else {
+        return Ok(());
+    };
+    if let Some(registry) = &source.registry {
+        check_source(registry, &first.source.repository, settings).await?;
+    }
+    if let Some(registry) = &destination.registry {
+        registry
+            .check(&first.target.repository, true)
+            .await
+            .map_err(|e| RunError(explain_registry(&e)))?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+fn say_platform(chosen: &[PlatformFilter], engine_platform: &PlatformFilter, engine: &str) {
+    let (key, platforms) = match chosen {
+        [] => ("load.platform", vec![engine_platform.clone()]),
+        chosen => ("load.platform_chosen", chosen.to_vec()),
+    };
+    let label = platforms
+        .iter()
+        .map(|p| format!("{}/{}", p.os, p.architecture))
+        .collect::<Vec<_>>()
+        .join(",");
+    println!("{}", t!(key, platform = label, engine = engine));
+}
