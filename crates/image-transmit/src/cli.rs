@@ -102,6 +102,8 @@ pub(crate) struct CopyArgs {
     pub(crate) platform: Option<String>,
     #[arg(long)]
     pub(crate) platform_as_manifest: bool,
+    #[arg(long, value_name = "META")]
+    pub(crate) base: Vec<PathBuf>,
     #[arg(value_name = "IMAGE")]
     pub(crate) images: Vec<String>,
     #[command(flatten)]

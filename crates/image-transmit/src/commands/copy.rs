@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use rust_i18n::t;
 
-use super::pipeline::{self, JobRequest, parse_location};
+use super::pipeline::{self, JobRequest, parse_destination, parse_source};
 use super::{JobSettings, UsageError};
 use crate::cli::CopyArgs;
 use crate::config::Config;
@@ -14,18 +14,19 @@ use crate::config::Config;
 pub(crate) async fn run(args: &CopyArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let (from, to, images) = sides(args)?;
     let settings = JobSettings::new(config, &args.transfer);
-    let request = JobRequest {
-        command: "copy",
-        source: parse_location(&from)?,
-        destination: parse_location(&to)?,
-        list: args.list.as_deref(),
-        images: &images,
-        platform: args.platform.as_deref(),
-        platform_as_manifest: args.platform_as_manifest,
-        source_tls: &args.source_tls,
-        target_tls: &args.target_tls,
-        json: args.json.as_deref(),
-    };
+    let mut request = JobRequest::new(
+        "copy",
+        parse_source(&from, config)?,
+        parse_destination(&to, config)?,
+    );
+    request.list = args.list.clone();
+    request.images = images;
+    request.platform = args.platform.clone();
+    request.platform_as_manifest = args.platform_as_manifest;
+    request.source_tls = args.source_tls.clone();
+    request.target_tls = args.target_tls.clone();
+    request.json = args.json.clone();
+    request.bases = args.base.clone();
     pipeline::run(request, config, &settings).await
 }
 

@@ -4,7 +4,7 @@
 //! and exit status. A new transport is one arm in [`open_source`] or [`open_destination`]
 //! (and its file in `engine::transport`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -19,6 +19,7 @@ use engine::{CopyOptions, PlatformFilter};
 use registry::Registry;
 use rust_i18n::t;
 
+use super::save::BundleSettings;
 use super::{
     JobSettings, RunError, Sink, UsageError, check_source, finish, list_endpoint, open_source,
     open_target, platform_filters, read_lines, run_job,
@@ -27,23 +28,70 @@ use crate::cli::{SourceTls, TargetTls};
 use crate::config::Config;
 use crate::messages::{explain, explain_registry};
 
-/// What a job was asked to do, after the command line is read.
-pub(crate) struct JobRequest<'a> {
+/// What a job was asked to do, after the command line is read: every command fills one in.
+pub(crate) struct JobRequest {
     /// The command's name, for notifications and `--json`.
     pub(crate) command: &'static str,
     pub(crate) source: Location,
     pub(crate) destination: Location,
-    pub(crate) list: Option<&'a Path>,
-    pub(crate) images: &'a [String],
-    pub(crate) platform: Option<&'a str>,
+    pub(crate) list: Option<PathBuf>,
+    pub(crate) images: Vec<String>,
+    pub(crate) platform: Option<String>,
     pub(crate) platform_as_manifest: bool,
-    pub(crate) source_tls: &'a SourceTls,
-    pub(crate) target_tls: &'a TargetTls,
-    pub(crate) json: Option<&'a Path>,
+    pub(crate) source_tls: SourceTls,
+    pub(crate) target_tls: TargetTls,
+    pub(crate) json: Option<PathBuf>,
+    /// The bundles an incremental bundle builds on, read with it into anything but a registry.
+    pub(crate) bases: Vec<PathBuf>,
+    /// How a bundle destination is written; `None`: as cfg.yaml says.
+    pub(crate) bundle: Option<BundleSettings>,
+    /// containerd's snapshotter and socket, when not the default.
+    pub(crate) snapshotter: Option<String>,
+    pub(crate) containerd_address: Option<String>,
+}
+
+impl JobRequest {
+    pub(crate) fn new(command: &'static str, source: Location, destination: Location) -> Self {
+        JobRequest {
+            command,
+            source,
+            destination,
+            list: None,
+            images: Vec::new(),
+            platform: None,
+            platform_as_manifest: false,
+            source_tls: SourceTls::default(),
+            target_tls: TargetTls::default(),
+            json: None,
+            bases: Vec::new(),
+            bundle: None,
+            snapshotter: None,
+            containerd_address: None,
+        }
+    }
+}
+
+/// Parses the source side: a cfg.yaml source's name is a registry whatever it looks like, as
+/// in the original; else a transport reference or an address.
+pub(crate) fn parse_source(text: &str, config: &Config) -> anyhow::Result<Location> {
+    if config.find_source(text).is_ok() {
+        return Ok(Location::Registry(text.to_string()));
+    }
+    parse_location(text)
+}
+
+/// Parses the destination side: `docker`, `ctr` and `containerd` are the engines even when
+/// cfg.yaml has a target of that name (which then names what is loaded, see `load`).
+pub(crate) fn parse_destination(text: &str, config: &Config) -> anyhow::Result<Location> {
+    match Location::parse(text) {
+        Ok(engine) if engine.is_engine() => Ok(engine),
+        _ if config.find_target(text).is_ok() => Ok(Location::Registry(text.to_string())),
+        _ => parse_location(text),
+    }
 }
 
 /// Parses one side of a copy, in one sentence when it cannot be.
-pub(crate) fn parse_location(text: &str) -> anyhow::Result<Location> {
+fn parse_location(text: &str) -> anyhow::Result<Location> {
     Location::parse(text).map_err(|error| {
         let sentence = match error {
             LocationError::MissingPath { transport } => {
@@ -91,12 +139,11 @@ fn open_bundle(path: &Path) -> anyhow::Result<BundleReader> {
 }
 
 fn open_source_location(
-    location: &Location,
-    destination: &Location,
+    request: &JobRequest,
     config: &Config,
     settings: &JobSettings,
-    tls: &SourceTls,
 ) -> anyhow::Result<OpenedSource> {
+    let location = &request.source;
     let file_source = |source: SourceHandle, images: Vec<String>, path: &Path| OpenedSource {
         source,
         endpoint: None,
@@ -107,7 +154,7 @@ fn open_source_location(
     };
     match location {
         Location::Registry(name) => {
-            let (entry, registry) = open_source(config, settings, name, tls)?;
+            let (entry, registry) = open_source(config, settings, name, &request.source_tls)?;
             Ok(OpenedSource {
                 source: SourceHandle::Ready(Arc::new(RegistrySource::new(registry.clone()))),
                 endpoint: Some(list_endpoint(&registry)),
@@ -128,9 +175,9 @@ fn open_source_location(
             let images = reader.image_keys();
             // Into a registry an increment's base blobs may already be there (checked before
             // the job); anywhere else they must travel, and an increment alone lacks them.
-            let source = match destination {
+            let source = match &request.destination {
                 Location::Registry(_) => SourceHandle::BundleForRegistry(Box::new(reader)),
-                _ => SourceHandle::Ready(Arc::new(whole_chain(reader)?)),
+                _ => SourceHandle::Ready(Arc::new(whole_chain(reader, &request.bases)?)),
             };
             Ok(file_source(source, images, path))
         }
@@ -154,9 +201,14 @@ fn open_source_location(
     }
 }
 
-/// A bundle read alone, refused when it leaves blobs to bases it does not carry.
-fn whole_chain(reader: BundleReader) -> anyhow::Result<BundleChain> {
-    let chain = BundleChain::new(reader, Vec::new());
+/// A bundle read with the bundles it builds on, refused when together they lack a blob: only
+/// a registry keeps earlier images' blobs to build on.
+fn whole_chain(reader: BundleReader, bases: &[PathBuf]) -> anyhow::Result<BundleChain> {
+    let bases = bases
+        .iter()
+        .map(|base| open_bundle(base))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let chain = BundleChain::new(reader, bases);
     let missing = chain.missing_blobs();
     if missing.is_empty() {
         return Ok(chain);
@@ -164,7 +216,7 @@ fn whole_chain(reader: BundleReader) -> anyhow::Result<BundleChain> {
     let lines: Vec<String> = missing.iter().map(|d| format!("  {d}")).collect();
     Err(RunError(format!(
         "{}\n{}",
-        t!("copy.increment_needs_bases", count = missing.len()),
+        t!("load.missing_blobs", count = missing.len()),
         lines.join("\n")
     ))
     .into())
@@ -197,12 +249,13 @@ struct Naming {
 }
 
 async fn open_destination_location(
-    location: &Location,
+    request: &JobRequest,
     config: &Config,
     settings: &JobSettings,
-    tls: &TargetTls,
     naming: &Naming,
+    images: usize,
 ) -> anyhow::Result<OpenedDestination> {
+    let location = &request.destination;
     let fail = |error: engine::Error| RunError(explain(&error));
     let file_destination =
         |sink: Arc<dyn ImageDestination>, keeps_source_names: bool| OpenedDestination {
@@ -218,7 +271,7 @@ async fn open_destination_location(
     let host_prefix = naming.host.clone().unwrap_or_default();
     match location {
         Location::Registry(name) => {
-            let (entry, registry) = open_target(config, settings, name, tls)?;
+            let (entry, registry) = open_target(config, settings, name, &request.target_tls)?;
             Ok(OpenedDestination {
                 sink: Sink::Pieces(Arc::new(RegistryDestination::new(registry.clone()))),
                 endpoint: Some(list_endpoint(&registry)),
@@ -241,23 +294,19 @@ async fn open_destination_location(
                 )
                 .into());
             }
-            let work_name = format!("img_full_{}", chrono::Local::now().format("%Y%m%d%H%M"));
+            let bundle = match &request.bundle {
+                Some(bundle) => bundle.clone(),
+                None => BundleSettings::from_config(config)?,
+            };
             let key_prefix = match (&naming.configured, &naming.host) {
                 (Some(configured), Some(host)) => super::save::key_prefix(configured, host),
                 _ => host_prefix,
             };
-            let writer = BundleWriter::new(BundleWriterOptions {
-                directory: directory.clone(),
-                work_name: super::save::unused_name(directory, &work_name),
-                parallel_parts: settings.max_connections,
-                split_size: None,
+            let writer = BundleWriter::new(bundle.writer_options(
+                directory,
                 key_prefix,
-                bases: Vec::new(),
-                layout: engine::bundle::archive::EntryLayout::Original,
-                zstd: config.compressor.as_deref() == Some("zstd"),
-                fast: false,
-                archive_only: false,
-            })
+                settings.max_connections.min(images.max(1)),
+            ))
             .map_err(fail)?;
             Ok(file_destination(Arc::new(writer), true))
         }
@@ -285,9 +334,9 @@ async fn open_destination_location(
         Location::Containerd { namespace } => {
             let opened = super::load::open_engine(
                 super::load::Engine::Containerd,
-                None,
+                request.containerd_address.clone(),
                 namespace.clone(),
-                None,
+                request.snapshotter.clone(),
             )
             .await?;
             Ok(engine_destination(
@@ -339,7 +388,7 @@ fn naming_host(source: &OpenedSource, pairs: &[ImagePair]) -> Option<String> {
 
 /// Runs `request`: the whole pipeline from two locations to an exit status.
 pub(crate) async fn run(
-    request: JobRequest<'_>,
+    request: JobRequest,
     config: &Config,
     settings: &JobSettings,
 ) -> anyhow::Result<ExitCode> {
@@ -353,16 +402,10 @@ pub(crate) async fn run(
         )
         .into());
     }
-    let source = open_source_location(
-        &request.source,
-        &request.destination,
-        config,
-        settings,
-        request.source_tls,
-    )?;
-    let lines = match (&source.all_images, request.list, request.images.is_empty()) {
+    let source = open_source_location(&request, config, settings)?;
+    let lines = match (&source.all_images, &request.list, request.images.is_empty()) {
         (Some(all), None, true) => all.clone(),
-        _ => read_lines(request.list, request.images)?,
+        _ => read_lines(request.list.as_deref(), &request.images)?,
     };
     let plan_without_target = ListOptions {
         source: source.endpoint.clone(),
@@ -374,14 +417,8 @@ pub(crate) async fn run(
         configured: source.configured.clone(),
         host: naming_host(&source, &first_plan),
     };
-    let destination = open_destination_location(
-        &request.destination,
-        config,
-        settings,
-        request.target_tls,
-        &naming,
-    )
-    .await?;
+    let mut destination =
+        open_destination_location(&request, config, settings, &naming, first_plan.len()).await?;
     let options = ListOptions {
         source: source.endpoint.clone(),
         target: destination.endpoint.clone(),
@@ -409,7 +446,7 @@ pub(crate) async fn run(
             Arc::new(*reader)
         }
     };
-    let mut platforms = platform_filters(request.platform, config)?;
+    let mut platforms = platform_filters(request.platform.as_deref(), config)?;
     if let Some((platform, name)) = &destination.engine {
         say_platform(&platforms, platform, name);
         if platforms.is_empty() {
@@ -438,18 +475,20 @@ pub(crate) async fn run(
     if let Sink::Pieces(writer) = &destination.sink
         && let Some(written) = writer.finish().await.map_err(|e| RunError(explain(&e)))?
     {
+        // A bundle's meta is announced in the original's words, which scripts look for, and
+        // is what the report names.
+        let key = if destination.keeps_source_names {
+            destination.described = written.display().to_string();
+            "save.meta_written"
+        } else {
+            "copy.written"
+        };
         #[allow(clippy::print_stdout)]
         {
-            // A bundle's meta is announced in the original's words, which scripts look for.
-            let key = if destination.keeps_source_names {
-                "save.meta_written"
-            } else {
-                "copy.written"
-            };
             println!("{}", t!(key, path = written.display()));
         }
     }
-    if let Some(path) = request.json {
+    if let Some(path) = &request.json {
         crate::report::write(
             path,
             request.command,

@@ -5,159 +5,165 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use engine::CopyOptions;
 use engine::bundle::archive::EntryLayout;
-use engine::bundle::writer::{BaseBundle, BundleWriter, BundleWriterOptions};
-use engine::plan::{self, ListOptions};
-use engine::transport::registry::RegistrySource;
+use engine::bundle::writer::{BaseBundle, BundleWriterOptions};
+use engine::transport::Location;
 use rust_i18n::t;
 
-use super::{
-    JobSettings, RunError, Sink, UsageError, check_source, finish, list_endpoint, open_source,
-    platform_filters, read_lines, run_job,
-};
+use super::pipeline::{self, JobRequest, parse_source};
+use super::{JobSettings, UsageError};
 use crate::cli::SaveArgs;
 use crate::config::Config;
 use crate::messages::explain;
 
 pub(crate) async fn run(args: &SaveArgs, config: &Config) -> anyhow::Result<ExitCode> {
-    // cfg.yaml `dockerfile: true` asked the original for a docker-loadable single file.
-    let format = if args.format == "tar" && config.dockerfile {
-        "docker"
-    } else {
-        args.format.as_str()
-    };
-    let layout = match format {
-        "tar" => EntryLayout::Original,
-        "docker" | "oci" => EntryLayout::Archive,
-        other => {
-            return Err(
-                UsageError(t!("error.format_not_available", format = other).to_string()).into(),
-            );
-        }
-    };
+    let bundle = BundleSettings::resolve(
+        config,
+        &args.format,
+        args.compressor.as_deref(),
+        &args.incremental_from,
+        args.out.as_deref(),
+        args.split_size.as_deref(),
+        args.single_file,
+        args.fast,
+    )?;
     let settings = JobSettings::new(config, &args.transfer);
-    let (source_entry, source) = open_source(config, &settings, &args.from, &args.source_tls)?;
-    let platforms = platform_filters(args.platform.as_deref(), config)?;
-    let split_size = args
-        .split_size
-        .as_deref()
-        .map(parse_size)
-        .transpose()
-        .map_err(UsageError)?;
-    let bases = args
-        .incremental_from
-        .iter()
-        .map(|path| BaseBundle::from_meta(path).map_err(|e| UsageError(explain(&e))))
-        .collect::<Result<Vec<_>, _>>()?;
-    // cfg.yaml `compressor:` as the original read it; squashfs and the GUI-only ones are not
-    // written (a tar bundle is, which every reader takes).
-    let zstd = match args.compressor.as_deref().or(config.compressor.as_deref()) {
-        Some("zstd") if layout == EntryLayout::Original => true,
-        Some("zstd") => {
-            return Err(UsageError(t!("error.zstd_archive").to_string()).into());
+    // Local time, as the original named bundles.
+    let day = Path::new("data").join(chrono::Local::now().format("%Y%m%d").to_string());
+    let mut request = JobRequest::new(
+        "save",
+        parse_source(&args.from, config)?,
+        Location::Bundle(day),
+    );
+    request.list = args.list.clone();
+    request.images = args.images.clone();
+    request.platform = args.platform.clone();
+    request.source_tls = args.source_tls.clone();
+    request.json = args.json.clone();
+    request.bundle = Some(bundle);
+    pipeline::run(request, config, &settings).await
+}
+
+/// How a bundle is written, from save's flags and cfg.yaml, checked before anything moves.
+#[derive(Clone)]
+pub(crate) struct BundleSettings {
+    /// `--out` / `outprefix`: an optional sub-folder and a file name prefix.
+    prefix: String,
+    bases: Vec<BaseBundle>,
+    layout: EntryLayout,
+    zstd: bool,
+    split_size: Option<u64>,
+    single_file: bool,
+    fast: bool,
+}
+
+impl BundleSettings {
+    /// A bundle as cfg.yaml alone describes it (`copy … bundle:DIR`).
+    pub(crate) fn from_config(config: &Config) -> anyhow::Result<BundleSettings> {
+        BundleSettings::resolve(config, "tar", None, &[], None, None, false, false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn resolve(
+        config: &Config,
+        format: &str,
+        compressor: Option<&str>,
+        incremental_from: &[PathBuf],
+        out: Option<&str>,
+        split_size: Option<&str>,
+        single_file: bool,
+        fast: bool,
+    ) -> anyhow::Result<BundleSettings> {
+        // cfg.yaml `dockerfile: true` asked the original for a docker-loadable single file.
+        let format = if format == "tar" && config.dockerfile {
+            "docker"
+        } else {
+            format
+        };
+        let layout = match format {
+            "tar" => EntryLayout::Original,
+            "docker" | "oci" => EntryLayout::Archive,
+            other => {
+                return Err(UsageError(
+                    t!("error.format_not_available", format = other).to_string(),
+                )
+                .into());
+            }
+        };
+        let split_size = split_size.map(parse_size).transpose().map_err(UsageError)?;
+        let bases = incremental_from
+            .iter()
+            .map(|path| BaseBundle::from_meta(path).map_err(|e| UsageError(explain(&e))))
+            .collect::<Result<Vec<_>, _>>()?;
+        // cfg.yaml `compressor:` as the original read it; squashfs and the GUI-only ones are
+        // not written (a tar bundle is, which every reader takes).
+        let zstd = match compressor.or(config.compressor.as_deref()) {
+            Some("zstd") if layout == EntryLayout::Original => true,
+            Some("zstd") => {
+                return Err(UsageError(t!("error.zstd_archive").to_string()).into());
+            }
+            None | Some("tar" | "" | "squashfs" | "gzip" | "xz" | "lz4") => false,
+            Some(other) => {
+                return Err(UsageError(
+                    t!("error.unknown_compressor", compressor = other).to_string(),
+                )
+                .into());
+            }
+        };
+        if layout == EntryLayout::Archive && !bases.is_empty() {
+            // docker load and OCI tools need every layer in the one file.
+            return Err(UsageError(t!("error.archive_needs_full").to_string()).into());
         }
-        None | Some("tar" | "" | "squashfs" | "gzip" | "xz" | "lz4") => false,
-        Some(other) => {
+        let prefix = out
+            .map(str::to_string)
+            .or_else(|| config.outprefix.clone())
+            .unwrap_or_default();
+        if !stays_inside(&prefix) {
             return Err(
-                UsageError(t!("error.unknown_compressor", compressor = other).to_string()).into(),
+                UsageError(t!("error.out_outside_data", prefix = prefix).to_string()).into(),
             );
         }
-    };
-    if layout == EntryLayout::Archive && !bases.is_empty() {
-        // docker load and OCI tools need every layer in the one file.
-        return Err(UsageError(t!("error.archive_needs_full").to_string()).into());
-    }
-    let prefix = args
-        .out
-        .clone()
-        .or_else(|| config.outprefix.clone())
-        .unwrap_or_default();
-    if !stays_inside(&prefix) {
-        return Err(UsageError(t!("error.out_outside_data", prefix = prefix).to_string()).into());
-    }
-
-    let lines = read_lines(args.list.as_deref(), &args.images)?;
-    let options = ListOptions {
-        source: Some(list_endpoint(&source)),
-        target: None,
-        target_namespace: None,
-    };
-    let (mut pairs, invalid) = plan::plan(&lines, &options);
-    // A bundle records each image under its source name, as the original does.
-    for pair in &mut pairs {
-        pair.target = pair.source.clone();
-    }
-    if let Some(first) = pairs.first() {
-        check_source(&source, &first.source.repository, &settings).await?;
-    }
-
-    // Local time, as the original named bundles.
-    let now = chrono::Local::now();
-    let kind = if bases.is_empty() { "full" } else { "incr" };
-    let work = format!("img_{kind}_{}", now.format("%Y%m%d%H%M"));
-    let (directory, work_name) = unused_location(
-        &Path::new("data").join(now.format("%Y%m%d").to_string()),
-        &prefix,
-        &work,
-    );
-    let parallel_parts = if args.single_file || config.singlefile {
-        1
-    } else {
-        settings.max_connections.min(pairs.len().max(1))
-    };
-    let writer = Arc::new(
-        BundleWriter::new(BundleWriterOptions {
-            directory,
-            work_name,
-            parallel_parts,
-            split_size,
-            key_prefix: key_prefix(&source_entry.registry, source.host()),
+        Ok(BundleSettings {
+            prefix,
             bases,
             layout,
             zstd,
-            fast: args.fast,
-            archive_only: false,
+            split_size,
+            single_file: single_file || config.singlefile,
+            fast,
         })
-        .map_err(|e| RunError(explain(&e)))?,
-    );
-    let options = CopyOptions {
-        max_connections: settings.max_connections,
-        retries: settings.retries,
-        stall_timeout: settings.stall_timeout,
-        platforms,
-        ..CopyOptions::default()
-    };
-    let report = run_job(
-        "save",
-        Arc::new(RegistrySource::new(source.clone())),
-        Sink::Pieces(writer.clone()),
-        options,
-        &settings,
-        pairs,
-        invalid,
-    )
-    .await;
-    let meta = writer
-        .finish_bundle()
-        .await
-        .map_err(|e| RunError(explain(&e)))?;
-    #[allow(clippy::print_stdout)]
-    {
-        println!("{}", t!("save.meta_written", path = meta.display()));
     }
-    if let Some(path) = &args.json {
-        crate::report::write(
-            path,
-            "save",
-            source.host(),
-            &meta.display().to_string(),
-            &report,
-        )?;
+
+    /// The writer of a new bundle in `directory`, named as the original names them
+    /// (`[prefix_]img_full_<YYYYMMDDHHmm>`, `…_2` if that is taken), its images keyed after
+    /// `key_prefix`, with up to `parallel_parts` data files written at once.
+    pub(crate) fn writer_options(
+        &self,
+        directory: &Path,
+        key_prefix: String,
+        parallel_parts: usize,
+    ) -> BundleWriterOptions {
+        let kind = if self.bases.is_empty() {
+            "full"
+        } else {
+            "incr"
+        };
+        let work = format!("img_{kind}_{}", chrono::Local::now().format("%Y%m%d%H%M"));
+        let (directory, work_name) = unused_location(directory, &self.prefix, &work);
+        BundleWriterOptions {
+            directory,
+            work_name,
+            parallel_parts: if self.single_file { 1 } else { parallel_parts },
+            split_size: self.split_size,
+            key_prefix,
+            bases: self.bases.clone(),
+            layout: self.layout,
+            zstd: self.zstd,
+            fast: self.fast,
+            archive_only: false,
+        }
     }
-    Ok(finish(&report))
 }
 
 /// The original's key prefix: the source as configured, scheme included, path prefix not
@@ -212,11 +218,6 @@ fn unused_location(day_directory: &Path, prefix: &str, work: &str) -> (PathBuf, 
         name = format!("{base}_{counter}");
     }
     (directory, name)
-}
-
-/// `work`, or `work_2`, `work_3`… if a bundle of that name is already in `directory`.
-pub(crate) fn unused_name(directory: &Path, work: &str) -> String {
-    unused_location(directory, "", work).1
 }
 
 /// `4G`, `500M`, `64K` or plain bytes; binary units, as file size limits are usually meant.

@@ -5,65 +5,38 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use engine::CopyOptions;
 use engine::bundle::parts::check_parts;
 use engine::bundle::reader::BundleReader;
 use engine::plan::{self, ImagePair, InvalidLine, ListOptions};
 use engine::transport::ImageSource;
-use engine::transport::registry::RegistryDestination;
+use engine::transport::Location;
 use registry::manifest::{self, ParsedManifest};
 use registry::{Digest, Registry};
 use rust_i18n::t;
 
-use super::{JobSettings, RunError, Sink, finish, list_endpoint, open_target, run_job};
+use super::pipeline::{self, JobRequest};
+use super::{JobSettings, RunError, list_endpoint};
 use crate::cli::UploadArgs;
 use crate::config::{Config, RegistryEntry};
 use crate::messages::{explain, explain_registry, rewritten_images};
 
 pub(crate) async fn run(args: &UploadArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let settings = JobSettings::new(config, &args.transfer);
-    let (target_entry, target) = open_target(config, &settings, &args.to, &args.target_tls)?;
-    let meta_path = args.meta.as_path();
-    let lines = match (&args.list, args.images.is_empty()) {
-        (None, true) => None,
-        (list, _) => Some(super::read_lines(list.as_deref(), &args.images)?),
-    };
-    let prepared = prepare(meta_path, &target_entry, &target, lines).await?;
-    warn_rewritten(&prepared.reader);
-
-    let options = CopyOptions {
-        max_connections: settings.max_connections,
-        retries: settings.retries,
-        stall_timeout: settings.stall_timeout,
-        ..CopyOptions::default()
-    };
-    let report = run_job(
+    let mut request = JobRequest::new(
         "upload",
-        Arc::new(prepared.reader),
-        Sink::Pieces(Arc::new(RegistryDestination::new(target.clone()))),
-        options,
-        &settings,
-        prepared.pairs,
-        prepared.invalid,
-    )
-    .await;
-    if let Some(path) = &args.json {
-        crate::report::write(
-            path,
-            "upload",
-            &meta_path.display().to_string(),
-            target.host(),
-            &report,
-        )?;
-    }
-    Ok(finish(&report))
+        Location::Bundle(args.meta.clone()),
+        Location::Registry(args.to.clone()),
+    );
+    request.list = args.list.clone();
+    request.images = args.images.clone();
+    request.target_tls = args.target_tls.clone();
+    request.json = args.json.clone();
+    pipeline::run(request, config, &settings).await
 }
 
 /// An upload checked and planned, nothing pushed yet.
 pub(crate) struct PreparedUpload {
-    pub(crate) reader: BundleReader,
     pub(crate) pairs: Vec<ImagePair>,
     pub(crate) invalid: Vec<InvalidLine>,
 }
@@ -95,11 +68,7 @@ pub(crate) async fn prepare(
     }
 
     settle_bases(&mut reader, target, &options, &pairs).await?;
-    Ok(PreparedUpload {
-        reader,
-        pairs,
-        invalid,
-    })
+    Ok(PreparedUpload { pairs, invalid })
 }
 
 /// Finds where on the target the blobs an increment leaves to its bases are (where the base

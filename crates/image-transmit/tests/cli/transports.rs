@@ -337,11 +337,46 @@ fn bundles_go_to_layouts_and_archives_and_an_increment_alone_is_refused() {
     );
     assert_eq!(output.status.code(), Some(1), "{}", output_text(&output));
     assert!(
-        output_text(&output).contains("does not carry"),
+        output_text(&output).contains("neither it nor the base bundle"),
         "{}",
         output_text(&output)
     );
     assert!(!dir.path().join("increment").exists());
+    // With the bundle it builds on, it goes: every image of the increment, skopeo reading each.
+    let base = fixtures.join("original-bundle/img_full_202611230708_meta.yaml");
+    let output = copy(
+        dir.path(),
+        &[
+            &format!("bundle:{}", increment.display()),
+            "oci:increment",
+            "--base",
+            &base.display().to_string(),
+        ],
+    );
+    assert_success(&output);
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("increment/index.json")).unwrap())
+            .unwrap();
+    let names: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            entry["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert!(!names.is_empty());
+    for name in names {
+        skopeo(&[
+            "copy",
+            "--quiet",
+            &format!("oci:{}:{name}", dir.path().join("increment").display()),
+            &format!("oci:{}", dir.path().join("increment-check").display()),
+        ])
+        .unwrap();
+    }
 }
 
 #[test]
