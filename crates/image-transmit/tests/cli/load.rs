@@ -312,3 +312,55 @@ fn containerd_imports_into_k8s_io_from_a_registry_and_a_bundle() {
     }
     assert!(containerd.images("default").is_empty());
 }
+
+/// `image-transmit copy ARGS…` in `dir`.
+fn copy_in(dir: &Path, args: &[&str]) -> Output {
+    image_transmit(dir).arg("copy").args(args).output().unwrap()
+}
+
+/// `copy FILE docker-daemon:ADDRESS` and `copy FILE containerd:NAMESPACE`: an OCI layout and a
+/// docker archive, each written by `copy`, into the engines.
+#[test]
+fn files_load_into_docker_and_containerd() {
+    let source = TestRegistry::start();
+    let image = push_oci_image(&source, "team/app", "1", &[Layer::random(75_001, 6_000)]);
+    let dir = workdir();
+    assert_success(&copy_in(
+        dir.path(),
+        &[&source.url(), "oci:layout", &line(&image)],
+    ));
+    assert_success(&copy_in(
+        dir.path(),
+        &[&source.url(), "docker-archive:app.tar", &line(&image)],
+    ));
+    let name = format!("{}/{}", source.host(), line(&image));
+
+    let podman = TestPodman::start();
+    let output = copy_in(
+        dir.path(),
+        &[
+            "oci:layout",
+            &format!("docker-daemon:{}", podman.docker_host()),
+        ],
+    );
+    assert_success(&output);
+    assert_eq!(
+        podman.image_id(&name).as_deref(),
+        Some(image.blobs[0].as_str()),
+        "{name} in {:?}",
+        podman.tags()
+    );
+
+    let containerd = TestContainerd::start();
+    let output = image_transmit(dir.path())
+        .env("CONTAINERD_ADDRESS", containerd.address())
+        .args(["copy", "docker-archive:app.tar", "containerd:k8s.io"])
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let images = containerd.images("k8s.io");
+    assert!(
+        images.iter().any(|(listed, _)| listed.ends_with(&name)),
+        "{name} in {images:?}"
+    );
+}

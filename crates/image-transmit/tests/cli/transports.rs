@@ -1,7 +1,7 @@
 //! `copy SOURCE DESTINATION`: every pair of locations that makes sense, against real parts.
 //! skopeo and umoci (which share no code with the product) read what it writes into OCI
-//! layouts and archives and write the archives it reads; the registry says what arrived;
-//! Podman's Docker API and containerd take images from files. A pair that cannot work is
+//! layouts and archives and write the archives it reads; the registry says what arrived
+//! (files into Podman's Docker API and containerd: `load.rs`). A pair that cannot work is
 //! refused in one sentence with exit status 2, leaving nothing behind.
 
 use std::path::Path;
@@ -9,8 +9,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use testkit::{
-    Layer, PushedImage, TestContainerd, TestPodman, TestRegistry, push_docker_image,
-    push_oci_image, push_oci_index,
+    Layer, PushedImage, TestRegistry, push_docker_image, push_oci_image, push_oci_index,
 };
 
 use crate::bundle_support::{announced_meta, assert_success, line, output_text};
@@ -377,51 +376,6 @@ fn bundles_go_to_layouts_and_archives_and_an_increment_alone_is_refused() {
         ])
         .unwrap();
     }
-}
-
-#[test]
-fn files_load_into_docker_and_containerd() {
-    let source = TestRegistry::start();
-    let image = push_oci_image(&source, "team/app", "1", &[Layer::random(75_001, 6_000)]);
-    let dir = workdir();
-    assert_success(&copy(
-        dir.path(),
-        &[&source.url(), "oci:layout", &line(&image)],
-    ));
-    assert_success(&copy(
-        dir.path(),
-        &[&source.url(), "docker-archive:app.tar", &line(&image)],
-    ));
-    let name = format!("{}/{}", source.host(), line(&image));
-
-    let podman = TestPodman::start();
-    let output = copy(
-        dir.path(),
-        &[
-            "oci:layout",
-            &format!("docker-daemon:{}", podman.docker_host()),
-        ],
-    );
-    assert_success(&output);
-    assert_eq!(
-        podman.image_id(&name).as_deref(),
-        Some(image.blobs[0].as_str()),
-        "{name} in {:?}",
-        podman.tags()
-    );
-
-    let containerd = TestContainerd::start();
-    let output = image_transmit(dir.path())
-        .env("CONTAINERD_ADDRESS", containerd.address())
-        .args(["copy", "docker-archive:app.tar", "containerd:k8s.io"])
-        .output()
-        .unwrap();
-    assert_success(&output);
-    let images = containerd.images("k8s.io");
-    assert!(
-        images.iter().any(|(listed, _)| listed.ends_with(&name)),
-        "{name} in {images:?}"
-    );
 }
 
 #[test]
