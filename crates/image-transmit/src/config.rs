@@ -1472,25 +1472,25 @@ localstore: data/.blob-store
         let dir = tempfile::tempdir().unwrap();
         let cwd = dir.path().join("work");
         let exe = dir.path().join("bin");
-        std::fs::create_dir_all(cwd.join("data")).unwrap();
-        std::fs::create_dir_all(&exe).unwrap();
+        fs_err::create_dir_all(cwd.join("data")).unwrap();
+        fs_err::create_dir_all(&exe).unwrap();
 
         assert_eq!(locate_in(None, &cwd, Some(&exe)).unwrap(), None);
 
-        std::fs::write(exe.join(CONFIG_FILE_NAME), "").unwrap();
+        fs_err::write(exe.join(CONFIG_FILE_NAME), "").unwrap();
         assert_eq!(
             locate_in(None, &cwd, Some(&exe)).unwrap(),
             Some(exe.join(CONFIG_FILE_NAME))
         );
         assert_eq!(locate_in(None, &cwd, None).unwrap(), None);
 
-        std::fs::write(cwd.join("data").join(CONFIG_FILE_NAME), "").unwrap();
+        fs_err::write(cwd.join("data").join(CONFIG_FILE_NAME), "").unwrap();
         assert_eq!(
             locate_in(None, &cwd, Some(&exe)).unwrap(),
             Some(cwd.join("data").join(CONFIG_FILE_NAME))
         );
 
-        std::fs::write(cwd.join(CONFIG_FILE_NAME), "").unwrap();
+        fs_err::write(cwd.join(CONFIG_FILE_NAME), "").unwrap();
         assert_eq!(
             locate_in(None, &cwd, Some(&exe)).unwrap(),
             Some(cwd.join(CONFIG_FILE_NAME))
@@ -1500,8 +1500,8 @@ localstore: data/.blob-store
     #[test]
     fn explicit_config_must_exist() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(CONFIG_FILE_NAME), "").unwrap();
-        std::fs::write(dir.path().join("other.yaml"), "").unwrap();
+        fs_err::write(dir.path().join(CONFIG_FILE_NAME), "").unwrap();
+        fs_err::write(dir.path().join("other.yaml"), "").unwrap();
         assert_eq!(
             locate_in(Some(Path::new("other.yaml")), dir.path(), None).unwrap(),
             Some(dir.path().join("other.yaml"))
@@ -1517,7 +1517,7 @@ localstore: data/.blob-store
     fn load_reads_the_file_and_reports_read_errors() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(CONFIG_FILE_NAME);
-        std::fs::write(&path, "maxconn: 9\n").unwrap();
+        fs_err::write(&path, "maxconn: 9\n").unwrap();
         assert_eq!(Config::load(&path).unwrap().config.maxconn, 9);
         let err = Config::load(&dir.path().join("absent.yaml")).unwrap_err();
         assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");

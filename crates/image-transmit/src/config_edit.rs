@@ -217,22 +217,22 @@ pub(crate) fn write_config(path: &Path, text: &str, with_bom: bool) -> std::io::
         .unwrap_or_default();
     let temporary = path.with_file_name(format!(".{name}.{}.new", std::process::id()));
     // A file left by a crash may have other permissions; the mode applies only to a new one.
-    let _ = std::fs::remove_file(&temporary);
+    let _ = fs_err::remove_file(&temporary);
     let written = (|| {
-        let mut options = std::fs::OpenOptions::new();
+        let mut options = fs_err::OpenOptions::new();
         options.write(true).create(true).truncate(true);
         #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        fs_err::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(&temporary)?;
         if with_bom {
             file.write_all(b"\xEF\xBB\xBF")?;
         }
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
-        std::fs::rename(&temporary, path)
+        fs_err::rename(&temporary, path)
     })();
     if written.is_err() {
-        let _ = std::fs::remove_file(&temporary);
+        let _ = fs_err::remove_file(&temporary);
     }
     written
 }
@@ -342,13 +342,13 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let scratch = tempfile::tempdir().unwrap();
         let path = scratch.path().join("cfg.yaml");
-        std::fs::write(&path, "source:\n").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        fs_err::write(&path, "source:\n").unwrap();
+        fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         write_config(&path, "target:\n", true).unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"\xEF\xBB\xBFtarget:\n");
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(fs_err::read(&path).unwrap(), b"\xEF\xBB\xBFtarget:\n");
+        let mode = fs_err::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        let left: Vec<_> = std::fs::read_dir(scratch.path()).unwrap().collect();
+        let left: Vec<_> = fs_err::read_dir(scratch.path()).unwrap().collect();
         assert_eq!(left.len(), 1);
     }
 }

@@ -189,7 +189,7 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("locales")
             .join(file);
-        let text = std::fs::read_to_string(&path).unwrap();
+        let text = fs_err::read_to_string(&path).unwrap();
         let mut entries: BTreeMap<String, serde_json::Value> =
             serde_saphyr::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
         assert_eq!(
@@ -241,12 +241,12 @@ mod tests {
         let mut missing = Vec::new();
         let mut pending = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
         while let Some(dir) = pending.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
+            for entry in fs_err::read_dir(&dir).unwrap() {
                 let path = entry.unwrap().path();
                 if path.is_dir() {
                     pending.push(path);
                 } else if path.extension().is_some_and(|ext| ext == "rs") {
-                    let text = std::fs::read_to_string(&path).unwrap();
+                    let text = fs_err::read_to_string(&path).unwrap();
                     for key in literal_keys(&text) {
                         if !english.contains_key(key) {
                             missing.push(format!("{}: {key}", path.display()));

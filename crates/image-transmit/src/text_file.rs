@@ -13,7 +13,7 @@ use rust_i18n::t;
 /// with replacement characters that would turn into a baffling error further on. The error does
 /// not repeat the path: every caller's message names the file already.
 pub(crate) fn read(path: &Path) -> std::io::Result<String> {
-    decode(&std::fs::read(path)?)
+    decode(&fs_err::read(path)?)
 }
 
 /// Decodes bytes from a file or standard input; see [`read`].

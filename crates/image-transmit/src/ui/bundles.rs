@@ -60,11 +60,11 @@ fn list_folder(folder: &Path) -> Result<Value, String> {
         )
         .to_string()
     };
-    let listing: Vec<std::fs::DirEntry> = std::fs::read_dir(&folder)
+    let listing: Vec<fs_err::DirEntry> = fs_err::read_dir(&folder)
         .map_err(cannot)?
         .flatten()
         .collect();
-    let name_of = |entry: &std::fs::DirEntry| entry.file_name().to_string_lossy().into_owned();
+    let name_of = |entry: &fs_err::DirEntry| entry.file_name().to_string_lossy().into_owned();
     // A package's data files are named after its meta file: they are shown as part of the
     // package (step 2), not as something to pick.
     let packages: Vec<String> = listing
@@ -83,7 +83,7 @@ fn list_folder(folder: &Path) -> Result<Value, String> {
         }
         let path = entry.path();
         // Follows links, as a file dialog does: a link to a USB stick's folder is a folder.
-        let Ok(metadata) = std::fs::metadata(&path) else {
+        let Ok(metadata) = fs_err::metadata(&path) else {
             continue;
         };
         let kind = if metadata.is_dir() {
@@ -137,7 +137,7 @@ fn roots() -> Vec<Value> {
         }
         // Removable media as desktops mount them (/mnt is the administrator's, left out).
         for base in ["/media", "/run/media", "/Volumes"] {
-            let Ok(listing) = std::fs::read_dir(base) else {
+            let Ok(listing) = fs_err::read_dir(base) else {
                 continue;
             };
             for entry in listing.flatten() {
@@ -145,7 +145,7 @@ fn roots() -> Vec<Value> {
                 // /media/USER/STICK and /run/media/USER/STICK: one level further down.
                 let nested = base != "/Volumes";
                 let mounts: Vec<PathBuf> = if nested {
-                    std::fs::read_dir(&path)
+                    fs_err::read_dir(&path)
                         .map(|inner| inner.flatten().map(|e| e.path()).collect())
                         .unwrap_or_default()
                 } else {

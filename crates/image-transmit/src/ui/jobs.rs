@@ -189,8 +189,8 @@ async fn wait(mut child: Child, kill: oneshot::Receiver<()>) -> Option<i32> {
 
 fn finish(job: &Job, code: Option<i32>) {
     // The job's list goes with it; its report stays for the history.
-    let _ = std::fs::remove_file(job.report_path.with_extension("lst"));
-    let report = std::fs::read(&job.report_path)
+    let _ = fs_err::remove_file(job.report_path.with_extension("lst"));
+    let report = fs_err::read(&job.report_path)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());
     let outcome = json!({"exit": code, "report": report});

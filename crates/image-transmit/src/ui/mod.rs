@@ -123,7 +123,7 @@ impl UiState {
 /// The reports earlier runs of the UI left behind, as job summaries numbered from 1, oldest
 /// first, so the history survives a restart.
 fn earlier_jobs(directory: &Path) -> Vec<Value> {
-    let Ok(listing) = std::fs::read_dir(directory) else {
+    let Ok(listing) = fs_err::read_dir(directory) else {
         return Vec::new();
     };
     let mut reports: Vec<(std::time::SystemTime, Value)> = listing
@@ -132,7 +132,7 @@ fn earlier_jobs(directory: &Path) -> Vec<Value> {
         .filter_map(|entry| {
             let when = entry.metadata().and_then(|m| m.modified()).ok()?;
             let report =
-                serde_json::from_slice::<Value>(&std::fs::read(entry.path()).ok()?).ok()?;
+                serde_json::from_slice::<Value>(&fs_err::read(entry.path()).ok()?).ok()?;
             Some((when, report))
         })
         .collect();
@@ -294,7 +294,7 @@ async fn page(State(state): State<Arc<UiState>>) -> Html<String> {
 /// an incremental save.
 fn meta_files() -> Vec<String> {
     fn walk(directory: &Path, found: &mut Vec<PathBuf>) {
-        let Ok(listing) = std::fs::read_dir(directory) else {
+        let Ok(listing) = fs_err::read_dir(directory) else {
             return;
         };
         for entry in listing.flatten() {
@@ -538,7 +538,7 @@ async fn start_job(State(state): State<Arc<UiState>>, Json(request): Json<JobReq
             .into_response();
     }
     let directory = PathBuf::from(UI_DIR);
-    if let Err(error) = std::fs::create_dir_all(&directory) {
+    if let Err(error) = fs_err::create_dir_all(&directory) {
         return bad_request(error.to_string());
     }
     let id = {
@@ -592,7 +592,7 @@ fn job_arguments(
     arguments.extend(["--lang".to_string(), language]);
     let list_file = |text: &str| -> Result<String, String> {
         let list = directory.join(format!("job-{id}-{}.lst", std::process::id()));
-        std::fs::write(&list, text).map_err(|e| e.to_string())?;
+        fs_err::write(&list, text).map_err(|e| e.to_string())?;
         Ok(list.display().to_string())
     };
     let needs = |name: &str, side| {

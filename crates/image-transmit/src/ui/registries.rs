@@ -159,7 +159,7 @@ fn keep(state: &UiState, side: Side, entry: &RegistryEntry) -> Result<PathBuf, S
         )
         .to_string()
     };
-    let bytes = match std::fs::read(&path) {
+    let bytes = match fs_err::read(&path) {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(error) => return Err(unreadable(error.to_string())),

@@ -13,7 +13,7 @@
 //! (search for "PRODUCT BUG").
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
+use fs_err as fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

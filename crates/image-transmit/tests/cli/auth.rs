@@ -84,7 +84,7 @@ fn copy_into_and_out_of_a_token_registry() {
         "{asked:#?}"
     );
     let report: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("in.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs_err::read(dir.path().join("in.json")).unwrap()).unwrap();
     assert_eq!(report["blobs"]["mounted"], 1, "{report}");
     // Whichever image moved the base layer first, the other mounted it from there.
     let mount_scopes: HashSet<&str> = asked
@@ -357,8 +357,8 @@ fn base64(text: &str) -> String {
 /// A Docker config directory with `config` as its `config.json`.
 fn docker_config(dir: &Path, config: &Value) -> PathBuf {
     let docker = dir.join("docker");
-    std::fs::create_dir_all(&docker).unwrap();
-    std::fs::write(docker.join("config.json"), config.to_string()).unwrap();
+    fs_err::create_dir_all(&docker).unwrap();
+    fs_err::write(docker.join("config.json"), config.to_string()).unwrap();
     docker
 }
 
@@ -410,8 +410,8 @@ fn credential_helper(bin: &Path, name: &str, user: &str, secret: &str) -> PathBu
         log = log.display(),
     );
     let path = bin.join(format!("docker-credential-{name}"));
-    std::fs::write(&path, script).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    fs_err::write(&path, script).unwrap();
+    fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     log
 }
 
@@ -423,7 +423,7 @@ fn credential_helpers_and_stores_from_docker_config_are_asked() {
     let image = push_oci_image(&source, "team/app", "1", &[Layer::random(151, 3_000)]);
     let dir = workdir();
     let bin = dir.path().join("bin");
-    std::fs::create_dir(&bin).unwrap();
+    fs_err::create_dir(&bin).unwrap();
     let helper_log = credential_helper(&bin, "testhelper", "helper-user", "helper-pass");
     let store_log = credential_helper(&bin, "teststore", "helper-user", "helper-pass");
     // The helpers come first on the child's PATH; the rest stays for everything else.
@@ -462,7 +462,7 @@ fn credential_helpers_and_stores_from_docker_config_are_asked() {
             "{case}"
         );
         // Asked about the target alone, by the key Docker itself would use.
-        let asked = std::fs::read_to_string(log).unwrap();
+        let asked = fs_err::read_to_string(log).unwrap();
         let asked: HashSet<&str> = asked.lines().collect();
         assert_eq!(asked, HashSet::from([target.host().as_str()]), "{case}");
     }

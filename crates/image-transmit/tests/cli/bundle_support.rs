@@ -8,7 +8,7 @@
 //! dev-dependency of this package), so that a bug in the product's readers cannot hide itself.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
+use fs_err as fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 

@@ -13,7 +13,7 @@
 //! (search for "PRODUCT BUG").
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
+use fs_err as fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::thread;
@@ -1795,8 +1795,8 @@ fn an_interrupted_save_writes_a_sound_bundle_of_the_finished_images() {
             "team/slow:1",
         ])
         .stdin(Stdio::null())
-        .stdout(fs::File::create(&stdout_path).unwrap())
-        .stderr(fs::File::create(dir.path().join("stderr")).unwrap())
+        .stdout(fs::File::create(&stdout_path).unwrap().into_file())
+        .stderr(fs::File::create(dir.path().join("stderr")).unwrap().into_file())
         .spawn()
         .unwrap();
     let mut running = Running(child);

@@ -2,7 +2,7 @@
 //! stopped, a damaged cached blob replaced, eviction by size and by age, and two processes
 //! sharing one cache.
 
-use std::fs;
+use fs_err as fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 

@@ -30,7 +30,7 @@ pub(crate) fn workdir() -> tempfile::TempDir {
 
 pub(crate) fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
+    fs_err::write(&path, text).unwrap();
     path
 }
 

@@ -71,7 +71,7 @@ fn docker_oci_and_index_images_arrive_with_their_digests() {
     skopeo_copy_to_oci_dir(&target, "team/docker", "1.0", &check.path().join("docker")).unwrap();
 
     let report: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs_err::read(dir.path().join("report.json")).unwrap()).unwrap();
     assert_eq!(report["summary"]["succeeded"], 3);
     assert_eq!(report["summary"]["failed"], 0);
     // The shared base layer went over the wire once; the other repositories mounted it.
@@ -106,7 +106,7 @@ fn a_second_run_only_asks_the_target_and_a_new_tag_moves_no_blob() {
             .args(["--json", "r.json", line])
             .assert()
             .success();
-        serde_json::from_slice::<Value>(&std::fs::read(dir.path().join("r.json")).unwrap()).unwrap()
+        serde_json::from_slice::<Value>(&fs_err::read(dir.path().join("r.json")).unwrap()).unwrap()
     };
     copy("team/app:1");
     let before = watched.requests().len();
@@ -312,7 +312,7 @@ fn a_system_without_trusted_roots_still_copies() {
     let image = push_oci_image(&source, "team/app", "1", &[Layer::random(19, 20_000)]);
     let dir = workdir();
     let no_roots = dir.path().join("no-roots");
-    std::fs::create_dir_all(&no_roots).unwrap();
+    fs_err::create_dir_all(&no_roots).unwrap();
     let without_roots = |command: &mut assert_cmd::Command| {
         command
             .env("SSL_CERT_FILE", no_roots.join("none.pem"))
@@ -360,8 +360,8 @@ fn skopeos_tls_flags_trust_registries_given_by_address() {
     let image = push_docker_image(&plain, "team/app", "1", &[Layer::random(91, 5_000)]);
     let dir = workdir();
     let certs = dir.path().join("certs.d");
-    std::fs::create_dir(&certs).unwrap();
-    std::fs::copy(tls.ca_pem().unwrap(), certs.join("ca.crt")).unwrap();
+    fs_err::create_dir(&certs).unwrap();
+    fs_err::copy(tls.ca_pem().unwrap(), certs.join("ca.crt")).unwrap();
     let certs = certs.to_str().unwrap().to_string();
     let copy = |from: &TestRegistry, to: &TestRegistry, line: &str, flags: &[&str]| {
         let output = copy_between(dir.path(), from, to)
@@ -408,7 +408,7 @@ fn skopeos_tls_flags_trust_registries_given_by_address() {
 
     // A CA directory without certificates is one clear sentence.
     let empty = dir.path().join("empty");
-    std::fs::create_dir(&empty).unwrap();
+    fs_err::create_dir(&empty).unwrap();
     let (code, text) = copy(
         &tls,
         &back,

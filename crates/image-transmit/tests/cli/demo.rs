@@ -20,7 +20,7 @@ fn demo_builds_saves_serves_copies_and_verifies_one_digest() {
     assert!(text.contains(short), "{text}");
     assert!(text.contains("http://127.0.0.1:"), "{text}");
     // Nothing in the working directory; the scratch directory is gone.
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    assert_eq!(fs_err::read_dir(dir.path()).unwrap().count(), 0);
     let scratch = text
         .split_whitespace()
         .find(|word| word.contains("image-transmit-demo-") && !word.ends_with(".yaml"))

@@ -278,14 +278,14 @@ fn windows_text_files_are_read_and_other_encodings_refused() {
         )
         .into_bytes(),
     );
-    std::fs::write(dir.path().join("cfg.yaml"), config).unwrap();
+    fs_err::write(dir.path().join("cfg.yaml"), config).unwrap();
     let mut list = vec![0xFF, 0xFE];
     list.extend(
         "# 第一批\r\nteam/app:1\r\n"
             .encode_utf16()
             .flat_map(u16::to_le_bytes),
     );
-    std::fs::write(dir.path().join("list.txt"), list).unwrap();
+    fs_err::write(dir.path().join("list.txt"), list).unwrap();
     let output = image_transmit(dir.path())
         .args(["copy", "--from", "nj", "--to", "gz", "--list", "list.txt"])
         .output()
@@ -296,7 +296,7 @@ fn windows_text_files_are_read_and_other_encodings_refused() {
         Some(image.digest)
     );
 
-    std::fs::write(
+    fs_err::write(
         dir.path().join("gbk.txt"),
         b"# \xBE\xB5\xCF\xF1\nteam/app:1\n",
     )
@@ -337,7 +337,7 @@ fn windows_text_files_are_read_and_other_encodings_refused() {
 #[test]
 fn list_errors_name_the_line_an_editor_shows() {
     let dir = workdir();
-    std::fs::write(
+    fs_err::write(
         dir.path().join("list.txt"),
         "\u{feff}team/app\u{ff1a}1\nteam/web:1\n",
     )

@@ -8,7 +8,7 @@
 //! describe are fixed: `a_corrupted_blob_is_reported_as_a_digest_mismatch` and
 //! `a_connection_cut_while_reading_the_manifest_is_retried`.
 
-use std::fs::File;
+use fs_err::File;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::thread;
@@ -427,8 +427,8 @@ fn spawn_image_transmit(dir: &Path, args: &[&str]) -> Running {
         .env("DOCKER_CONFIG", dir.join("no-docker-config"))
         .args(args)
         .stdin(Stdio::null())
-        .stdout(File::create(dir.join("stdout")).unwrap())
-        .stderr(File::create(dir.join("stderr")).unwrap())
+        .stdout(File::create(dir.join("stdout")).unwrap().into_file())
+        .stderr(File::create(dir.join("stderr")).unwrap().into_file())
         .spawn()
         .unwrap();
     Running(child)
@@ -499,8 +499,8 @@ fn ctrl_c_during_a_slow_transfer_stops_without_a_tag() {
         thread::sleep(Duration::from_millis(20));
     };
     let took = interrupted.elapsed();
-    let stdout = std::fs::read_to_string(dir.path().join("stdout")).unwrap();
-    let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+    let stdout = fs_err::read_to_string(dir.path().join("stdout")).unwrap();
+    let stderr = fs_err::read_to_string(dir.path().join("stderr")).unwrap();
     let text = format!("{stdout}{stderr}");
     assert!(took < Duration::from_secs(5), "exit took {took:?}: {text}");
     assert_eq!(exit.code(), Some(1), "{text}");

@@ -26,7 +26,7 @@ fn run_measured(mut command: Command) -> (Output, u64) {
     let mut peak_kib = 0;
     let watcher = std::thread::spawn(move || {
         while started.elapsed() < Duration::from_secs(120) {
-            let Ok(status) = std::fs::read_to_string(&status_file) else {
+            let Ok(status) = fs_err::read_to_string(&status_file) else {
                 break;
             };
             let Some(high_water) = status
@@ -196,13 +196,13 @@ fn a_data_file_that_is_a_symbolic_link_is_refused() {
     let dir = workdir();
     let (_, meta) = crate::bundle_support::save(dir.path(), &source.url(), &["team/app:1"]);
     let folder = meta.parent().unwrap();
-    let data = std::fs::read_dir(folder)
+    let data = fs_err::read_dir(folder)
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .find(|path| path.extension().is_some_and(|e| e == "tar"))
         .unwrap();
     let elsewhere = dir.path().join("elsewhere.tar");
-    std::fs::rename(&data, &elsewhere).unwrap();
+    fs_err::rename(&data, &elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, &data).unwrap();
     for args in [
         vec!["verify".to_string(), meta.display().to_string()],
@@ -462,9 +462,9 @@ fn verify_checks_each_child_manifest_against_its_digest() {
     assert!(sound.status.success(), "{}", output_text(&sound));
     let child = &index.children[1];
     let stored = format!("\"{}\": \"{{", child.digest);
-    let text = std::fs::read_to_string(&meta).unwrap();
+    let text = fs_err::read_to_string(&meta).unwrap();
     assert!(text.contains(&stored), "{text}");
-    std::fs::write(&meta, text.replacen(&stored, &format!("{stored} "), 1)).unwrap();
+    fs_err::write(&meta, text.replacen(&stored, &format!("{stored} "), 1)).unwrap();
     let output = crate::bundle_support::verify(&meta);
     let text = output_text(&output);
     assert_eq!(output.status.code(), Some(1), "{text}");
@@ -543,7 +543,7 @@ fn a_json_report_is_written_when_the_job_cannot_start() {
             .unwrap();
         let text = output_text(&output);
         assert_eq!(output.status.code(), Some(status as i32), "{case}: {text}");
-        let written = std::fs::read_to_string(&report)
+        let written = fs_err::read_to_string(&report)
             .unwrap_or_else(|e| panic!("{case}: no report ({e})\n{text}"));
         let document: serde_json::Value = serde_json::from_str(&written).unwrap();
         assert_eq!(document["exit_status"], status, "{case}: {written}");
@@ -743,7 +743,7 @@ fn a_meta_with_more_blobs_than_any_bundle_is_refused_in_bounded_memory() {
         ("huge_meta.yaml", 1_860_000, 64),
         ("many_meta.yaml", 600_000, 320),
     ] {
-        let file = std::fs::File::create(dir.path().join(name)).unwrap();
+        let file = fs_err::File::create(dir.path().join(name)).unwrap();
         let mut file = std::io::BufWriter::new(file);
         file.write_all(b"datafiles: {}\nblobs:\n").unwrap();
         for blob in 0..blobs {

@@ -15,7 +15,7 @@ fn legacy_transmit_with_the_original_cfg_yaml() {
         &[Layer::random(10, 5_000)],
     );
     let dir = workdir();
-    std::fs::create_dir(dir.path().join("data")).unwrap();
+    fs_err::create_dir(dir.path().join("data")).unwrap();
     // The original's sample, with its blank user/password, commented keys and a name.
     write(
         &dir.path().join("data"),

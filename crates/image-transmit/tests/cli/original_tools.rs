@@ -84,15 +84,15 @@ fn a_damaged_whole_stream_bundle_is_refused_with_its_file_named() {
     let dir = workdir();
     let source = fixture("derived-xz/data/20261202/img_full_202612020153_meta.yaml");
     let source_dir = source.parent().unwrap();
-    for entry in std::fs::read_dir(source_dir).unwrap() {
+    for entry in fs_err::read_dir(source_dir).unwrap() {
         let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        fs_err::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
     }
     let damaged = dir.path().join("img_full_202612020153_1.xz");
-    let mut bytes = std::fs::read(&damaged).unwrap();
+    let mut bytes = fs_err::read(&damaged).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x55;
-    std::fs::write(&damaged, bytes).unwrap();
+    fs_err::write(&damaged, bytes).unwrap();
     let meta = dir.path().join("img_full_202612020153_meta.yaml");
     let target = TestRegistry::start();
     let output = upload(&target.url(), &meta, &[]);
@@ -258,15 +258,15 @@ fn an_increment_without_its_base_names_the_base_it_needs() {
 
 /// Copies the files of a fixture directory into `dir`, writable.
 fn copy_fixture_dir(fixture_dir: &str, dir: &Path) {
-    for entry in std::fs::read_dir(Path::new(FIXTURES).join(fixture_dir)).unwrap() {
+    for entry in fs_err::read_dir(Path::new(FIXTURES).join(fixture_dir)).unwrap() {
         let path = entry.unwrap().path();
         if path.is_file() {
             let copy = dir.join(path.file_name().unwrap());
-            std::fs::copy(&path, &copy).unwrap();
-            let mut permissions = std::fs::metadata(&copy).unwrap().permissions();
+            fs_err::copy(&path, &copy).unwrap();
+            let mut permissions = fs_err::metadata(&copy).unwrap().permissions();
             #[allow(clippy::permissions_set_readonly_false)]
             permissions.set_readonly(false);
-            std::fs::set_permissions(&copy, permissions).unwrap();
+            fs_err::set_permissions(&copy, permissions).unwrap();
         }
     }
 }
@@ -298,7 +298,7 @@ fn verify_reports_every_fault_and_what_an_increment_needs() {
 
     // One data file of the full bundle gone, a blob in the other flipped: both reported, the
     // flipped blob tied to its images, and the images whose blobs were in the lost file named.
-    std::fs::remove_file(dir.path().join("img_full_202612020153_1.tar")).unwrap();
+    fs_err::remove_file(dir.path().join("img_full_202612020153_1.tar")).unwrap();
     let output = verify_in(dir.path(), full);
     assert_eq!(output.status.code(), Some(1), "{}", output_text(&output));
     let text = output_text(&output);
@@ -315,10 +315,10 @@ fn verify_reports_every_fault_and_what_an_increment_needs() {
         "the intact file was still checked: {text}"
     );
     let damaged = dir.path().join("img_full_202612020153_0.tar");
-    let mut bytes = std::fs::read(&damaged).unwrap();
+    let mut bytes = fs_err::read(&damaged).unwrap();
     // The first entry's data starts after its 512-byte header.
     bytes[600] ^= 0xff;
-    std::fs::write(&damaged, bytes).unwrap();
+    fs_err::write(&damaged, bytes).unwrap();
     let output = verify_in(dir.path(), full);
     let text = output_text(&output);
     assert!(text.contains("is damaged: its content hashes to"), "{text}");
@@ -328,7 +328,7 @@ fn verify_reports_every_fault_and_what_an_increment_needs() {
     );
 
     // The increment alone, its base not beside it: still no fault of its own, but it says so.
-    std::fs::remove_file(dir.path().join(full)).unwrap();
+    fs_err::remove_file(dir.path().join(full)).unwrap();
     let output = verify_in(dir.path(), incr);
     let text = output_text(&output);
     assert!(text.contains("which is NOT beside it"), "{text}");

@@ -664,7 +664,7 @@ fn silent_and_idle_connections_are_limited_and_closed() {
     let meta = save(dir.path(), &source, &["team/app:1"]);
     let server = Server::start(dir.path(), &[&meta]);
     let descriptors = || {
-        std::fs::read_dir(format!("/proc/{}/fd", server.child.id()))
+        fs_err::read_dir(format!("/proc/{}/fd", server.child.id()))
             .unwrap()
             .count()
     };

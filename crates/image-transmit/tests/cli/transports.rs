@@ -143,7 +143,7 @@ fn registry_to_an_oci_layout_that_skopeo_and_umoci_read_and_back_with_the_same_d
     let output = copy(dir.path(), &args);
     assert_success(&output);
     let index: Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs_err::read(layout.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"].as_array().unwrap().len(), 3, "{index}");
 }
 
@@ -207,7 +207,7 @@ fn registry_to_oci_and_docker_archives_that_skopeo_and_podman_read_and_back() {
     }
 
     // An archive is never overwritten.
-    let before = std::fs::read(dir.path().join("docker.tar")).unwrap();
+    let before = fs_err::read(dir.path().join("docker.tar")).unwrap();
     let output = copy(
         dir.path(),
         &[&source.url(), "docker-archive:docker.tar", &lines[0]],
@@ -215,7 +215,7 @@ fn registry_to_oci_and_docker_archives_that_skopeo_and_podman_read_and_back() {
     assert_eq!(output.status.code(), Some(2), "{}", output_text(&output));
     assert!(output_text(&output).contains("never overwritten"));
     assert_eq!(
-        std::fs::read(dir.path().join("docker.tar")).unwrap(),
+        fs_err::read(dir.path().join("docker.tar")).unwrap(),
         before
     );
 }
@@ -354,7 +354,7 @@ fn bundles_go_to_layouts_and_archives_and_an_increment_alone_is_refused() {
     );
     assert_success(&output);
     let index: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("increment/index.json")).unwrap())
+        serde_json::from_slice(&fs_err::read(dir.path().join("increment/index.json")).unwrap())
             .unwrap();
     let names: Vec<&str> = index["manifests"]
         .as_array()
@@ -412,16 +412,90 @@ fn pairs_that_cannot_work_are_refused_in_one_sentence() {
     );
 
     // A folder that holds other things is not made into a layout.
-    std::fs::create_dir(dir.path().join("notes")).unwrap();
-    std::fs::write(dir.path().join("notes/todo.txt"), "keep me").unwrap();
+    fs_err::create_dir(dir.path().join("notes")).unwrap();
+    fs_err::write(dir.path().join("notes/todo.txt"), "keep me").unwrap();
     let source = TestRegistry::start();
     let image = push_oci_image(&source, "team/app", "1", &[Layer::random(76_001, 2_000)]);
     let output = copy(dir.path(), &[&source.url(), "oci:notes", &line(&image)]);
     assert_eq!(output.status.code(), Some(1), "{}", output_text(&output));
     assert!(output_text(&output).contains("not an OCI image layout"));
-    let left: Vec<_> = std::fs::read_dir(dir.path().join("notes"))
+    let left: Vec<_> = fs_err::read_dir(dir.path().join("notes"))
         .unwrap()
         .map(|entry| entry.unwrap().file_name())
         .collect();
     assert_eq!(left, ["todo.txt"]);
+}
+
+/// Every file transport into every other and into a registry: the source made by `copy` from a
+/// registry, each destination read back into a fresh registry (or checked there), where every
+/// image must have its own digest; skopeo reads each OCI layout and archive written.
+#[test]
+fn every_file_transport_into_every_other_keeps_each_images_digest() {
+    let source = TestRegistry::start();
+    let images = three_images(&source, 77_000);
+    let dir = workdir();
+    let lines: Vec<String> = images.iter().map(line).collect();
+    let kinds = ["bundle", "oci", "oci-archive", "docker-archive"];
+    // A file location of `kind` named `name` in the scratch folder, for writing; for reading,
+    // a bundle is its meta file.
+    let place = |kind: &str, name: &str| match kind {
+        "bundle" | "oci" => format!("{kind}:{name}"),
+        _ => format!("{kind}:{name}.tar"),
+    };
+    let mut sources = Vec::new();
+    for kind in kinds {
+        let written = place(kind, &format!("from-registry-{kind}"));
+        let mut args = vec![source.url(), written.clone()];
+        args.extend(lines.clone());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = copy(dir.path(), &args);
+        assert_success(&output);
+        let readable = match kind {
+            "bundle" => format!("bundle:{}", announced_meta(dir.path(), &output).display()),
+            _ => written,
+        };
+        sources.push((kind, readable));
+    }
+    for (from_kind, from) in &sources {
+        // Straight into a registry.
+        let target = TestRegistry::start();
+        assert_success(&copy(dir.path(), &[from, &target.url()]));
+        assert_arrived(&target, "", &images);
+        for to_kind in kinds {
+            let written = place(to_kind, &format!("{from_kind}-to-{to_kind}"));
+            let output = copy(dir.path(), &[from, &written]);
+            assert_success(&output);
+            let readable = match to_kind {
+                "bundle" => format!("bundle:{}", announced_meta(dir.path(), &output).display()),
+                _ => written.clone(),
+            };
+            if to_kind != "bundle" {
+                // skopeo reads the first image (by the name the file gives it), checking blobs.
+                let path = written.split_once(':').unwrap().1;
+                let reference = match to_kind {
+                    "docker-archive" => format!(
+                        "docker-archive:{}:{}/{}",
+                        dir.path().join(path).display(),
+                        source.host(),
+                        lines[0]
+                    ),
+                    "oci" => format!("oci:{}:{}/{}", dir.path().join(path).display(), source.host(), lines[0]),
+                    _ => format!("oci-archive:{}:{}", dir.path().join(path).display(), lines[0]),
+                };
+                skopeo(&["inspect", "--raw", &reference])
+                    .unwrap_or_else(|error| panic!("{from_kind} -> {to_kind}: {error}"));
+            }
+            let target = TestRegistry::start();
+            let output = copy(dir.path(), &[&readable, &target.url()]);
+            assert_success(&output);
+            for image in &images {
+                assert_eq!(
+                    served_digest(&target, &image.repository, &image.tag).as_deref(),
+                    Some(image.digest.as_str()),
+                    "{from_kind} -> {to_kind} -> registry: {}",
+                    image.repository
+                );
+            }
+        }
+    }
 }

@@ -112,13 +112,13 @@ fn pick_bundle(browser: &Browser, folder: &str, meta_name: &str) {
 /// carried there on a USB stick; the meta's new path.
 fn carry(meta: &Path, dir: &Path, folder: &str) -> PathBuf {
     let into = dir.join(folder);
-    std::fs::create_dir_all(&into).unwrap();
+    fs_err::create_dir_all(&into).unwrap();
     let name = file_name(meta);
     let prefix = name.strip_suffix("_meta.yaml").unwrap();
-    for entry in std::fs::read_dir(meta.parent().unwrap()).unwrap() {
+    for entry in fs_err::read_dir(meta.parent().unwrap()).unwrap() {
         let path = entry.unwrap().path();
         if path.is_file() && file_name(&path).starts_with(prefix) {
-            std::fs::rename(&path, into.join(path.file_name().unwrap())).unwrap();
+            fs_err::rename(&path, into.join(path.file_name().unwrap())).unwrap();
         }
     }
     into.join(name)
@@ -321,12 +321,12 @@ fn a_package_that_cannot_be_delivered_is_explained_before_anything_is_pushed() {
     );
     let (_, broken) = save(dir.path(), "nj", &["team/app:2"]);
     let broken = carry(&broken, dir.path(), "坏的 包");
-    let missing_file = std::fs::read_dir(broken.parent().unwrap())
+    let missing_file = fs_err::read_dir(broken.parent().unwrap())
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .find(|path| path.extension().is_some_and(|e| e == "tar"))
         .unwrap();
-    std::fs::remove_file(&missing_file).unwrap();
+    fs_err::remove_file(&missing_file).unwrap();
     let increment = carry(&increment, dir.path(), "增量");
 
     let (_ui, url) = start_ui(dir.path(), &[]);
@@ -396,13 +396,13 @@ fn a_kept_registry_survives_a_restart_and_passwords_stay_off_the_page_and_the_di
     browser.wait_for_text(&id("reg-result"), SHORT, |text| text.contains("answers"));
     browser.click(&id("reg-add"));
     browser.wait_for_text(&id("reg-result"), SHORT, |text| text.contains("kept in"));
-    let kept = std::fs::read_to_string(dir.path().join("cfg.yaml")).unwrap();
+    let kept = fs_err::read_to_string(dir.path().join("cfg.yaml")).unwrap();
     assert!(kept.contains("name: \"customer\""), "{kept}");
     assert!(kept.contains("kept-secret-1"), "{kept}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("cfg.yaml"))
+        let mode = fs_err::metadata(dir.path().join("cfg.yaml"))
             .unwrap()
             .permissions()
             .mode();
@@ -461,7 +461,7 @@ fn a_kept_registry_survives_a_restart_and_passwords_stay_off_the_page_and_the_di
     assert!(said.contains("all 1 images are in"), "{said}");
     assert!(served_digest(&target, "team/app", "1").is_some());
     for entry in walk(dir.path()) {
-        let bytes = std::fs::read(&entry).unwrap_or_default();
+        let bytes = fs_err::read(&entry).unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes);
         assert!(
             !text.contains("session-secret-2"),
@@ -489,7 +489,7 @@ fn a_kept_registry_survives_a_restart_and_passwords_stay_off_the_page_and_the_di
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+    for entry in fs_err::read_dir(dir).unwrap().flatten() {
         let path = entry.path();
         if path.is_dir() {
             found.extend(walk(&path));
@@ -794,7 +794,7 @@ fn requests_without_the_token_or_from_another_name_are_refused() {
 #[test]
 fn past_jobs_are_listed_again_after_a_restart() {
     let dir = workdir();
-    std::fs::create_dir_all(dir.path().join("data/ui")).unwrap();
+    fs_err::create_dir_all(dir.path().join("data/ui")).unwrap();
     write(
         dir.path(),
         "data/ui/job-1-100.json",

@@ -108,7 +108,7 @@ fn new_tags_at_or_above_the_minimum_arrive_and_a_restart_copies_nothing_again() 
     let (code, output) = daemon.terminate();
     assert_eq!(code, Some(0), "{output}");
     assert!(output.contains("Watch stopped"), "{output}");
-    let history = std::fs::read_to_string(dir.path().join("data/history.yaml")).unwrap();
+    let history = fs_err::read_to_string(dir.path().join("data/history.yaml")).unwrap();
     for tag in ["v1.5", "v1.10", "v2.0"] {
         let key = format!("{}/team/app:{tag}", source.host());
         let stamp = history
@@ -275,7 +275,7 @@ fn sigterm_lets_the_image_in_flight_finish_and_starts_no_other() {
         1,
         "the image in flight, and only it: {arrived:?}"
     );
-    let history = std::fs::read_to_string(dir.path().join("data/history.yaml")).unwrap();
+    let history = fs_err::read_to_string(dir.path().join("data/history.yaml")).unwrap();
     for tag in ["1", "2"] {
         assert_eq!(
             history.contains(&format!("team/app:{tag}")),
@@ -337,6 +337,6 @@ fn an_image_that_failed_is_tried_again_next_cycle_and_recorded_once() {
         output_text(&second)
     );
     assert_eq!(served_digest(&target, "team/app", "1"), Some(digest));
-    let history = std::fs::read_to_string(dir.path().join("data/history.yaml")).unwrap();
+    let history = fs_err::read_to_string(dir.path().join("data/history.yaml")).unwrap();
     assert_eq!(history.matches("team/app:1").count(), 1, "{history}");
 }

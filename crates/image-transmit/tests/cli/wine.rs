@@ -156,9 +156,9 @@ fn save_verify_upload_and_increment_in_a_chinese_folder() {
     );
     let scratch = workdir();
     let dir = scratch.path().join("交付 文件");
-    std::fs::create_dir_all(&dir).unwrap();
+    fs_err::create_dir_all(&dir).unwrap();
     let config = dir.join("配置 cfg.yaml");
-    std::fs::write(
+    fs_err::write(
         &config,
         notepad_text(&format!(
             "# 厂商仓库\nsource:\n- name: 南京\n  registry: {}\ntarget:\n- name: 客户\n  registry: {}\n  repository: delivered\n",
@@ -167,7 +167,7 @@ fn save_verify_upload_and_increment_in_a_chinese_folder() {
         )),
     )
     .unwrap();
-    std::fs::write(
+    fs_err::write(
         dir.join("镜像 列表.txt"),
         powershell_text("# 第一批\nteam/app:1.0\n"),
     )
@@ -196,7 +196,7 @@ fn save_verify_upload_and_increment_in_a_chinese_folder() {
     );
 
     // The next delivery: only what the first one lacks.
-    std::fs::write(dir.join("第二批.txt"), powershell_text("team/app:1.1\n")).unwrap();
+    fs_err::write(dir.join("第二批.txt"), powershell_text("team/app:1.1\n")).unwrap();
     let increment = run(&[
         "save",
         "--from",
@@ -214,7 +214,7 @@ fn save_verify_upload_and_increment_in_a_chinese_folder() {
             .unwrap()
             .to_string_lossy()
             .replace("_meta.yaml", "");
-        std::fs::read_dir(meta.parent().unwrap())
+        fs_err::read_dir(meta.parent().unwrap())
             .unwrap()
             .map(|entry| entry.unwrap())
             .filter(|entry| entry.file_name().to_string_lossy().starts_with(&stem))
@@ -263,7 +263,7 @@ fn double_click_starts_the_ui_and_stop_ends_a_job() {
     let scratch = workdir();
     let folder = scratch.path().join("镜像 工具");
     let exe = exe.install_into(&folder);
-    std::fs::write(
+    fs_err::write(
         folder.join("cfg.yaml"),
         powershell_text(&format!(
             "source:\n- name: nj\n  registry: {}\n",
@@ -282,7 +282,7 @@ fn double_click_starts_the_ui_and_stop_ends_a_job() {
     );
     let (status, reply) = request(&address, "POST", "/api/registries", &token, &added);
     assert_eq!(status, 200, "{reply}");
-    let kept = std::fs::read(folder.join("cfg.yaml")).unwrap();
+    let kept = fs_err::read(folder.join("cfg.yaml")).unwrap();
     let kept = String::from_utf8(kept).unwrap();
     assert!(kept.starts_with('\u{feff}'), "{kept:?}");
     assert!(
@@ -369,7 +369,7 @@ fn ctrl_c_in_a_console_stops_a_copy_cleanly() {
     let busy = proxy.wait_for(Duration::from_secs(60), |seen| {
         seen.method == "GET" && seen.path.contains(slow.digest())
     });
-    std::fs::write(dir.path().join("press-ctrl-c"), "").unwrap();
+    fs_err::write(dir.path().join("press-ctrl-c"), "").unwrap();
     let output = copy.wait_with_output().unwrap();
     let text = format!("{}{}", stdout_of(&output), stderr_of(&output));
     assert!(busy.is_some(), "the copy never started downloading: {text}");
