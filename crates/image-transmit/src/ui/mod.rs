@@ -131,8 +131,7 @@ fn earlier_jobs(directory: &Path) -> Vec<Value> {
         .filter(|entry| entry.file_name().to_string_lossy().ends_with(".json"))
         .filter_map(|entry| {
             let when = entry.metadata().and_then(|m| m.modified()).ok()?;
-            let report =
-                serde_json::from_slice::<Value>(&fs_err::read(entry.path()).ok()?).ok()?;
+            let report = serde_json::from_slice::<Value>(&fs_err::read(entry.path()).ok()?).ok()?;
             Some((when, report))
         })
         .collect();

@@ -12,8 +12,8 @@
 //! Tests that are expected to fail until a product bug is fixed say so in their doc comment
 //! (search for "PRODUCT BUG").
 
-use std::collections::{BTreeMap, BTreeSet};
 use fs_err as fs;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -7,8 +7,8 @@
 //! here rather than with the product's tar code (or the `tar` crate, which is not a
 //! dev-dependency of this package), so that a bug in the product's readers cannot hide itself.
 
-use std::collections::{BTreeMap, BTreeSet};
 use fs_err as fs;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 

@@ -12,8 +12,8 @@
 //! Tests that are expected to fail until a product bug is fixed say so in their doc comment
 //! (search for "PRODUCT BUG").
 
-use std::collections::{BTreeMap, BTreeSet};
 use fs_err as fs;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::thread;
@@ -1796,7 +1796,11 @@ fn an_interrupted_save_writes_a_sound_bundle_of_the_finished_images() {
         ])
         .stdin(Stdio::null())
         .stdout(fs::File::create(&stdout_path).unwrap().into_file())
-        .stderr(fs::File::create(dir.path().join("stderr")).unwrap().into_file())
+        .stderr(
+            fs::File::create(dir.path().join("stderr"))
+                .unwrap()
+                .into_file(),
+        )
         .spawn()
         .unwrap();
     let mut running = Running(child);

@@ -214,10 +214,7 @@ fn registry_to_oci_and_docker_archives_that_skopeo_and_podman_read_and_back() {
     );
     assert_eq!(output.status.code(), Some(2), "{}", output_text(&output));
     assert!(output_text(&output).contains("never overwritten"));
-    assert_eq!(
-        fs_err::read(dir.path().join("docker.tar")).unwrap(),
-        before
-    );
+    assert_eq!(fs_err::read(dir.path().join("docker.tar")).unwrap(), before);
 }
 
 #[test]
@@ -479,8 +476,17 @@ fn every_file_transport_into_every_other_keeps_each_images_digest() {
                         source.host(),
                         lines[0]
                     ),
-                    "oci" => format!("oci:{}:{}/{}", dir.path().join(path).display(), source.host(), lines[0]),
-                    _ => format!("oci-archive:{}:{}", dir.path().join(path).display(), lines[0]),
+                    "oci" => format!(
+                        "oci:{}:{}/{}",
+                        dir.path().join(path).display(),
+                        source.host(),
+                        lines[0]
+                    ),
+                    _ => format!(
+                        "oci-archive:{}:{}",
+                        dir.path().join(path).display(),
+                        lines[0]
+                    ),
                 };
                 skopeo(&["inspect", "--raw", &reference])
                     .unwrap_or_else(|error| panic!("{from_kind} -> {to_kind}: {error}"));
