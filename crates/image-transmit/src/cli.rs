@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(name = "image-transmit", version)]
@@ -130,10 +130,16 @@ pub(crate) struct SaveArgs {
     pub(crate) single_file: bool,
     #[arg(long, value_name = "SIZE")]
     pub(crate) split_size: Option<String>,
-    #[arg(long, default_value = "tar", value_name = "FORMAT")]
-    pub(crate) format: String,
-    #[arg(long, value_name = "COMPRESSOR")]
-    pub(crate) compressor: Option<String>,
+    #[arg(
+        long,
+        value_enum,
+        ignore_case = true,
+        default_value_t,
+        value_name = "FORMAT"
+    )]
+    pub(crate) format: BundleFormat,
+    #[arg(long, value_enum, ignore_case = true, value_name = "COMPRESSOR")]
+    pub(crate) compressor: Option<Compressor>,
     #[arg(long, value_name = "OS/ARCH,…")]
     pub(crate) platform: Option<String>,
     #[arg(long)]
@@ -182,8 +188,8 @@ pub(crate) struct ServeArgs {
 
 #[derive(Debug, Clone, Default, Args)]
 pub(crate) struct LoadArgs {
-    #[arg(long, value_name = "ENGINE")]
-    pub(crate) to: String,
+    #[arg(long, value_enum, ignore_case = true, value_name = "ENGINE")]
+    pub(crate) to: Engine,
     #[arg(long, value_name = "SRC")]
     pub(crate) from: Option<String>,
     #[arg(value_name = "META | IMAGE")]
@@ -267,6 +273,61 @@ impl Default for UiArgs {
         UiArgs {
             listen: "127.0.0.1:0".to_string(),
             no_open: false,
+        }
+    }
+}
+
+/// `save --format`: how a bundle's data files are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub(crate) enum BundleFormat {
+    /// The original's: tar data files of `<hex>.tar.gz` entries and a meta.
+    #[default]
+    Tar,
+    /// One file that `docker load` (and OCI tools) read, with a meta beside it.
+    Docker,
+    /// The same file, named for OCI tools.
+    Oci,
+}
+
+/// `save --compressor` (and cfg.yaml `compressor:`): what the original's words ask for. Only
+/// zstd changes what is written; squashfs and the GUI's whole-stream compressors are read, and
+/// a request for them writes a tar bundle, which every reader takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Compressor {
+    Tar,
+    Zstd,
+    #[value(hide = true)]
+    Squashfs,
+    #[value(hide = true)]
+    Gzip,
+    #[value(hide = true)]
+    Xz,
+    #[value(hide = true)]
+    Lz4,
+}
+
+/// `load --to` (and the legacy `-dst`): the container engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub(crate) enum Engine {
+    /// The Docker Engine API (Podman's too).
+    #[default]
+    Docker,
+    /// containerd, through `ctr`.
+    #[value(alias = "ctr")]
+    Containerd,
+}
+
+impl Engine {
+    /// An engine by the names `--to` and `-dst` take, in any case.
+    pub(crate) fn parse(name: &str) -> Option<Engine> {
+        Engine::from_str(name, true).ok()
+    }
+
+    /// The engine's name as `--to` takes it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Engine::Docker => "docker",
+            Engine::Containerd => "containerd",
         }
     }
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use engine::{Event, ImageId, Observer};
-use serde_json::{Value, json};
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::messages::{explain, explain_for};
@@ -65,8 +65,51 @@ pub(crate) async fn stop_requested() {
     }
 }
 
-fn emit(value: &Value) {
-    println!("{PREFIX}{value}");
+/// One line of the stream: the UI's parser (`ui/assets`) reads these fields and no others.
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum StreamEvent<'a> {
+    JobStarted {
+        images: usize,
+    },
+    Invalid {
+        line: &'a str,
+        error: String,
+    },
+    ImageStarted {
+        image: ImageId,
+        source: &'a str,
+        target: &'a str,
+    },
+    ImageDone {
+        image: ImageId,
+        digest: String,
+        unchanged: bool,
+    },
+    ImageFailed {
+        image: ImageId,
+        error: String,
+    },
+    JobDone,
+    /// Once a second: the status line, its counts, and the bytes of each image in flight.
+    Status {
+        line: String,
+        counts: crate::progress::Counts,
+        images: Vec<ImageBytes>,
+    },
+}
+
+#[derive(Serialize)]
+struct ImageBytes {
+    image: ImageId,
+    done: u64,
+    total: u64,
+}
+
+fn emit(event: &StreamEvent) {
+    if let Ok(line) = serde_json::to_string(event) {
+        println!("{PREFIX}{line}");
+    }
 }
 
 #[derive(Default)]
@@ -91,13 +134,21 @@ impl EventStream {
         change(in_flight.entry(image).or_default());
     }
 
-    fn progress(&self, progress: &Progress) -> Value {
+    fn progress(&self, progress: &Progress) -> StreamEvent<'static> {
         let in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        let images: Vec<Value> = in_flight
+        let images = in_flight
             .iter()
-            .map(|(image, bytes)| json!({"image": image, "done": bytes.done, "total": bytes.total}))
+            .map(|(image, bytes)| ImageBytes {
+                image: *image,
+                done: bytes.done,
+                total: bytes.total,
+            })
             .collect();
-        json!({"kind": "status", "line": progress.status_line(), "counts": progress.counts(), "images": images})
+        StreamEvent::Status {
+            line: progress.status_line(),
+            counts: progress.counts(),
+            images,
+        }
     }
 
     /// Sends the status once a second until `stop`, then a last time.
@@ -126,19 +177,22 @@ impl EventStream {
 impl Observer for EventStream {
     fn event(&self, event: &Event) {
         match event {
-            Event::JobStarted { images } => emit(&json!({"kind": "job_started", "images": images})),
-            Event::ImageInvalid { line, error } => {
-                emit(&json!({"kind": "invalid", "line": line, "error": explain_for(line, error)}));
-            }
+            Event::JobStarted { images } => emit(&StreamEvent::JobStarted { images: *images }),
+            Event::ImageInvalid { line, error } => emit(&StreamEvent::Invalid {
+                line,
+                error: explain_for(line, error),
+            }),
             Event::ImageStarted {
                 image,
                 source,
                 target,
             } => {
                 self.with_image(*image, |_| {});
-                emit(
-                    &json!({"kind": "image_started", "image": image, "source": source, "target": target}),
-                );
+                emit(&StreamEvent::ImageStarted {
+                    image: *image,
+                    source,
+                    target,
+                });
             }
             Event::ImageSized { image, bytes } => self.with_image(*image, |state| {
                 state.total = *bytes;
@@ -162,18 +216,23 @@ impl Observer for EventStream {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(image);
-                emit(
-                    &json!({"kind": "image_done", "image": image, "digest": digest.to_string(), "unchanged": unchanged}),
-                );
+                emit(&StreamEvent::ImageDone {
+                    image: *image,
+                    digest: digest.to_string(),
+                    unchanged: *unchanged,
+                });
             }
             Event::ImageFailed { image, error } => {
                 self.in_flight
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(image);
-                emit(&json!({"kind": "image_failed", "image": image, "error": explain(error)}));
+                emit(&StreamEvent::ImageFailed {
+                    image: *image,
+                    error: explain(error),
+                });
             }
-            Event::JobDone => emit(&json!({"kind": "job_done"})),
+            Event::JobDone => emit(&StreamEvent::JobDone),
             Event::BlobStarted { .. }
             | Event::BlobDone { .. }
             | Event::IndexFiltered { .. }

@@ -298,6 +298,20 @@ fn help_of(command: &mut Command, args: &[String]) -> String {
     }
 }
 
+/// `a, b or c` in the user's language.
+fn one_of(choices: &[String]) -> String {
+    match choices {
+        [] => String::new(),
+        [only] => only.clone(),
+        [first @ .., last] => t!(
+            "cli.one_of",
+            first = first.join(&t!("cli.list_separator")),
+            last = last
+        )
+        .to_string(),
+    }
+}
+
 /// clap's error said as one sentence from the catalogs.
 fn explain(error: &clap::Error) -> String {
     let text = |kind: ContextKind| match error.get(kind) {
@@ -323,8 +337,19 @@ fn explain(error: &clap::Error) -> String {
         ),
         ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
             let value = text(ContextKind::InvalidValue).unwrap_or_default();
+            let choices = match error.get(ContextKind::ValidValue) {
+                Some(ContextValue::Strings(choices)) if !choices.is_empty() => Some(choices),
+                _ => None,
+            };
             if value.is_empty() {
                 t!("cli.error.empty_value", argument = argument)
+            } else if let Some(choices) = choices {
+                t!(
+                    "cli.error.invalid_choice",
+                    argument = argument,
+                    value = value,
+                    choices = one_of(choices)
+                )
             } else {
                 t!(
                     "cli.error.invalid_value",

@@ -190,7 +190,7 @@ fn report_failure(command: &Command, sentence: &str, status: u8) {
             args.from
                 .as_deref()
                 .map_or_else(|| args.inputs.join(" "), hidden),
-            args.to.clone(),
+            args.to.name().to_string(),
         ),
         _ => return,
     };
@@ -252,7 +252,8 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
                 Invocation::Command(
                     global,
                     Box::new(Command::Load(LoadArgs {
-                        to: invocation.dst.clone().unwrap_or_default(),
+                        to: cli::Engine::parse(invocation.dst.as_deref().unwrap_or_default())
+                            .unwrap_or_default(),
                         from: invocation.src.clone(),
                         list: invocation.lst.clone(),
                         transfer,
@@ -287,7 +288,7 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
                     list: invocation.lst.clone(),
                     incremental_from: invocation.inc.clone(),
                     out: invocation.out.clone(),
-                    format: "tar".to_string(),
+                    format: cli::BundleFormat::Tar,
                     transfer,
                     json,
                     ..SaveArgs::default()
@@ -310,7 +311,8 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
             LegacyMode::Upload => Invocation::Command(
                 global,
                 Box::new(Command::Load(LoadArgs {
-                    to: invocation.dst.clone().unwrap_or_default(),
+                    to: cli::Engine::parse(invocation.dst.as_deref().unwrap_or_default())
+                        .unwrap_or_default(),
                     inputs: invocation
                         .img
                         .iter()

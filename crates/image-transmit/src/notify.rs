@@ -473,19 +473,21 @@ fn job_message(command: &str, source: &str, target: &str, report: &JobReport) ->
         lines.extend(problems);
     }
 
-    let mut document = crate::report::document(command, source, target, report);
-    document["event"] = json!("job_finished");
-    document["status"] = json!(if report.cancelled {
-        "cancelled"
-    } else if report.all_done() {
-        "succeeded"
-    } else {
-        "failed"
-    });
+    let document = JobFinished {
+        event: "job_finished",
+        status: if report.cancelled {
+            "cancelled"
+        } else if report.all_done() {
+            "succeeded"
+        } else {
+            "failed"
+        },
+        job: crate::report::document(command, source, target, report),
+    };
     Message {
         heading: t!("notify.job_finished").into_owned(),
         lines,
-        document,
+        document: serde_json::to_value(document).unwrap_or_default(),
     }
 }
 
@@ -516,14 +518,35 @@ fn image_message(command: &str, image: &ImageReport, bytes: u64, elapsed: Durati
     Message {
         heading: heading.into_owned(),
         lines,
-        document: json!({
-            "event": "image_finished",
-            "command": command,
-            "image": crate::report::image(image),
-            "bytes": bytes,
-            "elapsed_seconds": elapsed.as_secs_f64(),
-        }),
+        document: serde_json::to_value(ImageFinished {
+            event: "image_finished",
+            command,
+            image: crate::report::image(image),
+            bytes,
+            elapsed_seconds: elapsed.as_secs_f64(),
+        })
+        .unwrap_or_default(),
     }
+}
+
+/// The webhook's document at the end of a job: the `--json` report, and what happened.
+#[derive(serde::Serialize)]
+struct JobFinished<'a> {
+    event: &'static str,
+    /// `succeeded`, `failed` or `cancelled`.
+    status: &'static str,
+    #[serde(flatten)]
+    job: crate::report::JobDocument<'a>,
+}
+
+/// The webhook's document when watch finishes one image.
+#[derive(serde::Serialize)]
+struct ImageFinished<'a> {
+    event: &'static str,
+    command: &'a str,
+    image: crate::report::ImageDocument,
+    bytes: u64,
+    elapsed_seconds: f64,
 }
 
 /// One HTTP client for every robot, verifying TLS against the system's roots.

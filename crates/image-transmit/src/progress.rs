@@ -17,6 +17,21 @@ use tokio_util::sync::CancellationToken;
 use crate::messages::{explain, explain_for};
 use crate::status_format::{StatusCounts, format_status};
 
+/// The status line's counts, as the web UI's event stream sends them once a second.
+#[derive(serde::Serialize)]
+pub(crate) struct Counts {
+    invalid: usize,
+    total: usize,
+    succeeded: usize,
+    failed: usize,
+    doing: usize,
+    /// Bytes moved so far.
+    bytes: u64,
+    /// Bytes a second, lately.
+    speed: u64,
+    elapsed_seconds: u64,
+}
+
 /// Counts events and renders them. One per job.
 pub(crate) struct Progress {
     started: Instant,
@@ -134,17 +149,17 @@ impl Progress {
     }
 
     /// The status line's figures, for the web UI's event stream.
-    pub(crate) fn counts(&self) -> serde_json::Value {
-        serde_json::json!({
-            "invalid": self.invalid.load(Relaxed),
-            "total": self.total.load(Relaxed),
-            "succeeded": self.succeeded.load(Relaxed),
-            "failed": self.failed.load(Relaxed),
-            "doing": self.doing.load(Relaxed),
-            "bytes": self.bytes.load(Relaxed),
-            "speed": self.speed.load(Relaxed),
-            "elapsed_seconds": self.started.elapsed().as_secs(),
-        })
+    pub(crate) fn counts(&self) -> Counts {
+        Counts {
+            invalid: self.invalid.load(Relaxed),
+            total: self.total.load(Relaxed),
+            succeeded: self.succeeded.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+            doing: self.doing.load(Relaxed),
+            bytes: self.bytes.load(Relaxed),
+            speed: self.speed.load(Relaxed),
+            elapsed_seconds: self.started.elapsed().as_secs(),
+        }
     }
 
     /// A log line, printed above the bars when there are bars.

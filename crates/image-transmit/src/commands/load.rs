@@ -19,26 +19,10 @@ use rust_i18n::t;
 
 use super::pipeline::{self, JobRequest, parse_source};
 use super::{JobSettings, RunError, Sink, UsageError};
+pub(crate) use crate::cli::Engine;
 use crate::cli::LoadArgs;
 use crate::config::Config;
 use crate::messages::explain;
-
-/// The engines `--to` (and the legacy `-dst`) may name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Engine {
-    Docker,
-    Containerd,
-}
-
-impl Engine {
-    pub(crate) fn parse(name: &str) -> Option<Engine> {
-        match name.to_ascii_lowercase().as_str() {
-            "docker" => Some(Engine::Docker),
-            "ctr" | "containerd" => Some(Engine::Containerd),
-            _ => None,
-        }
-    }
-}
 
 /// The engine opened and asked for its platform, so a stopped daemon is one clear error.
 pub(crate) struct OpenedEngine {
@@ -115,8 +99,7 @@ fn host_platform() -> PlatformFilter {
 }
 
 pub(crate) async fn run(args: &LoadArgs, config: &Config) -> anyhow::Result<ExitCode> {
-    let engine = Engine::parse(&args.to)
-        .ok_or_else(|| UsageError(t!("error.unknown_engine", name = args.to).to_string()))?;
+    let engine = args.to;
     let destination = match engine {
         Engine::Docker => Location::DockerDaemon {
             address: args.address.clone(),

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::ValueEnum;
 use engine::bundle::archive::EntryLayout;
 use engine::bundle::writer::{BaseBundle, BundleWriterOptions};
 use engine::transport::Location;
@@ -13,15 +14,15 @@ use rust_i18n::t;
 
 use super::pipeline::{self, JobRequest, parse_source};
 use super::{JobSettings, UsageError};
-use crate::cli::SaveArgs;
+use crate::cli::{BundleFormat, Compressor, SaveArgs};
 use crate::config::Config;
 use crate::messages::explain;
 
 pub(crate) async fn run(args: &SaveArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let bundle = BundleSettings::resolve(
         config,
-        &args.format,
-        args.compressor.as_deref(),
+        args.format,
+        args.compressor,
         &args.incremental_from,
         args.out.as_deref(),
         args.split_size.as_deref(),
@@ -61,14 +62,23 @@ pub(crate) struct BundleSettings {
 impl BundleSettings {
     /// A bundle as cfg.yaml alone describes it (`copy … bundle:DIR`).
     pub(crate) fn from_config(config: &Config) -> anyhow::Result<BundleSettings> {
-        BundleSettings::resolve(config, "tar", None, &[], None, None, false, false)
+        BundleSettings::resolve(
+            config,
+            BundleFormat::Tar,
+            None,
+            &[],
+            None,
+            None,
+            false,
+            false,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn resolve(
         config: &Config,
-        format: &str,
-        compressor: Option<&str>,
+        format: BundleFormat,
+        compressor: Option<Compressor>,
         incremental_from: &[PathBuf],
         out: Option<&str>,
         split_size: Option<&str>,
@@ -76,41 +86,29 @@ impl BundleSettings {
         fast: bool,
     ) -> anyhow::Result<BundleSettings> {
         // cfg.yaml `dockerfile: true` asked the original for a docker-loadable single file.
-        let format = if format == "tar" && config.dockerfile {
-            "docker"
-        } else {
-            format
-        };
         let layout = match format {
-            "tar" => EntryLayout::Original,
-            "docker" | "oci" => EntryLayout::Archive,
-            other => {
-                return Err(UsageError(
-                    t!("error.format_not_available", format = other).to_string(),
-                )
-                .into());
-            }
+            BundleFormat::Tar if !config.dockerfile => EntryLayout::Original,
+            BundleFormat::Tar | BundleFormat::Docker | BundleFormat::Oci => EntryLayout::Archive,
         };
         let split_size = split_size.map(parse_size).transpose().map_err(UsageError)?;
         let bases = incremental_from
             .iter()
             .map(|path| BaseBundle::from_meta(path).map_err(|e| UsageError(explain(&e))))
             .collect::<Result<Vec<_>, _>>()?;
-        // cfg.yaml `compressor:` as the original read it; squashfs and the GUI-only ones are
-        // not written (a tar bundle is, which every reader takes).
-        let zstd = match compressor.or(config.compressor.as_deref()) {
-            Some("zstd") if layout == EntryLayout::Original => true,
-            Some("zstd") => {
-                return Err(UsageError(t!("error.zstd_archive").to_string()).into());
-            }
-            None | Some("tar" | "" | "squashfs" | "gzip" | "xz" | "lz4") => false,
-            Some(other) => {
-                return Err(UsageError(
-                    t!("error.unknown_compressor", compressor = other).to_string(),
-                )
-                .into());
-            }
+        // cfg.yaml `compressor:` as the original read it (an empty word is none).
+        let compressor = match compressor {
+            Some(compressor) => Some(compressor),
+            None => match config.compressor.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(word) => Some(Compressor::from_str(word, true).map_err(|_| {
+                    UsageError(t!("error.unknown_compressor", compressor = word).to_string())
+                })?),
+            },
         };
+        let zstd = compressor == Some(Compressor::Zstd);
+        if zstd && layout == EntryLayout::Archive {
+            return Err(UsageError(t!("error.zstd_archive").to_string()).into());
+        }
         if layout == EntryLayout::Archive && !bases.is_empty() {
             // docker load and OCI tools need every layer in the one file.
             return Err(UsageError(t!("error.archive_needs_full").to_string()).into());
