@@ -27,6 +27,8 @@ pub(crate) struct GlobalOptions {
     pub(crate) lang: Option<String>,
     #[arg(short, long, global = true)]
     pub(crate) verbose: bool,
+    #[arg(short, long, global = true)]
+    pub(crate) quiet: bool,
 }
 
 /// skopeo's names for how to trust a source registry given on the command line.

@@ -7,7 +7,6 @@
 //!
 //! Per-image events go out as they happen; the bytes of images in flight and the status line's
 //! counts go out once a second, so a fast transfer does not flood the pipe.
-#![allow(clippy::print_stdout)]
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -19,6 +18,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::messages::{explain, explain_for};
+use crate::printer::out;
 use crate::progress::Progress;
 
 /// Set by the web UI for the jobs it starts.
@@ -108,7 +108,7 @@ struct ImageBytes {
 
 fn emit(event: &StreamEvent) {
     if let Ok(line) = serde_json::to_string(event) {
-        println!("{PREFIX}{line}");
+        out!("{PREFIX}{line}");
     }
 }
 

@@ -16,6 +16,7 @@ use rust_i18n::t;
 use crate::cli::Cli;
 use crate::config::Config;
 use crate::i18n;
+use crate::printer::alert;
 
 /// The catalog prefix of the top-level command; a subcommand's is `cli.<name>`.
 const ROOT: &str = "cli";
@@ -41,19 +42,19 @@ pub(crate) fn parse(args: &[String]) -> Result<Cli, ExitCode> {
             Err(ExitCode::SUCCESS)
         }
         ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            eprint!("{}", help_of(&mut command, &args));
+            crate::printer::alert_text(help_of(&mut command, &args));
             Err(ExitCode::from(2))
         }
         _ => {
-            eprintln!("{}", explain(&error));
+            alert!("{}", explain(&error));
             let path = subcommand_path(&command, &args);
             if let Some(usage) = usage_of(&mut command, &path) {
-                eprintln!("{}", usage);
+                alert!("{}", usage);
             }
             let mut help = vec![program_name()];
             help.extend(path);
             help.push("--help".to_string());
-            eprintln!("{}", t!("cli.error.more", command = help.join(" ")));
+            alert!("{}", t!("cli.error.more", command = help.join(" ")));
             Err(ExitCode::from(2))
         }
     }

@@ -4,7 +4,6 @@
 //! the outcome to an exit status: 0 everything done, 1 some image invalid or failed, 2 bad usage
 //! or configuration. It is a library (src/main.rs only calls [`main`]) so that the fuzz targets
 //! in fuzz/ can reach its parsers through [`fuzzing`].
-#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod cli;
 mod commands;
@@ -18,6 +17,7 @@ mod i18n;
 mod legacy;
 mod messages;
 mod notify;
+mod printer;
 mod progress;
 mod report;
 mod serve;
@@ -36,6 +36,7 @@ use crate::cli::{
 use crate::commands::{RunError, UsageError};
 use crate::config::{Config, ConfigError};
 use crate::legacy::LegacyMode;
+use crate::printer::alert;
 
 rust_i18n::i18n!("locales", fallback = "en");
 
@@ -73,7 +74,7 @@ fn arguments() -> Result<Vec<String>, ExitCode> {
         .skip(1)
         .map(|argument| {
             argument.into_string().map_err(|argument| {
-                eprintln!(
+                alert!(
                     "{}",
                     t!(
                         "error.argument_not_text",
@@ -89,7 +90,7 @@ fn arguments() -> Result<Vec<String>, ExitCode> {
 /// A double-clicked program's console window closes when it exits: keep it open until the user
 /// has read why it stopped.
 fn wait_before_the_window_closes() {
-    eprintln!("{}", t!("app.press_enter"));
+    alert!("{}", t!("app.press_enter"));
     let _ = std::io::stdin().read_line(&mut String::new());
 }
 
@@ -102,9 +103,9 @@ fn run(args: &[String]) -> ExitCode {
         Invocation::Command(global, command) => (global, command),
         Invocation::Usage { message, status } => {
             if let Some(message) = message {
-                eprintln!("{message}");
+                alert!("{message}");
             }
-            eprintln!("{}", legacy_usage());
+            alert!("{}", legacy_usage());
             return ExitCode::from(status);
         }
     };
@@ -112,7 +113,7 @@ fn run(args: &[String]) -> ExitCode {
         Ok(config) => config,
         Err(error) => {
             let sentence = error.to_string();
-            eprintln!("{sentence}");
+            alert!("{sentence}");
             report_failure(&command, &sentence, 2);
             return ExitCode::from(2);
         }
@@ -133,7 +134,7 @@ fn run(args: &[String]) -> ExitCode {
     let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("{error}");
+            alert!("{error}");
             return ExitCode::from(1);
         }
     };
@@ -155,7 +156,7 @@ fn run(args: &[String]) -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             let sentence = one_line(&error);
-            eprintln!("{sentence}");
+            alert!("{sentence}");
             let status = if error.is::<UsageError>() { 2 } else { 1 };
             report_failure(&command, &sentence, status);
             ExitCode::from(status)
@@ -198,7 +199,7 @@ fn report_failure(command: &Command, sentence: &str, status: u8) {
         return;
     };
     if let Err(error) = report::write_failure(path, name, &source, &target, sentence, status) {
-        eprintln!("{}", one_line(&error));
+        alert!("{}", one_line(&error));
     }
 }
 
@@ -229,8 +230,8 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
     }
     if legacy::is_legacy(args) {
         let invocation = legacy::parse(args).map_err(|error| {
-            eprintln!("{error}");
-            eprintln!("{}", legacy_usage());
+            alert!("{error}");
+            alert!("{}", legacy_usage());
             ExitCode::from(2)
         })?;
         if let Some(lang) = &invocation.lang {
@@ -240,6 +241,7 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
             config: invocation.config.clone(),
             lang: invocation.lang.clone(),
             verbose: false,
+            quiet: false,
         };
         let transfer = TransferOptions {
             maxconn: invocation.maxconn,
@@ -338,6 +340,7 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, ExitCode> {
     }
     let cli = help::parse(args)?;
     messages::set_verbose(cli.global.verbose);
+    printer::set_quiet(cli.global.quiet);
     if let Some(lang) = &cli.global.lang {
         i18n::apply_language(Some(lang), None);
     }
@@ -357,7 +360,7 @@ fn load_config(global: &GlobalOptions) -> Result<Config, ConfigError> {
             let loaded = Config::load(&path)?;
             i18n::apply_language(global.lang.as_deref(), loaded.config.lang.as_deref());
             for key in &loaded.unknown_keys {
-                eprintln!("{}", t!("warning.unknown_config_key", key = key));
+                alert!("{}", t!("warning.unknown_config_key", key = key));
             }
             loaded.config
         }

@@ -5,7 +5,6 @@
 //! the same time, each request gives up after [`SEND_TIMEOUT`], and a failure is one warning
 //! line on stderr. Tokens, keys, secrets and webhook addresses never appear in that line: a
 //! robot is named by its place in cfg.yaml (`dingtalk[0]`).
-#![allow(clippy::print_stderr)]
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,6 +24,7 @@ use tokio::task::JoinSet;
 use crate::config::{Config, DingTalkRobot, FeishuRobot, WeComRobot, Webhook};
 use crate::i18n;
 use crate::messages::explain;
+use crate::printer::alert;
 use crate::status_format::{StatusCounts, format_bytes, format_elapsed, format_status_in};
 
 /// How long one robot may take to answer, as in the original: a slow chat service must not
@@ -138,7 +138,7 @@ impl Notifier {
                 inner: Some(Arc::new(Inner { client, robots })),
             },
             Err(error) => {
-                eprintln!(
+                alert!(
                     "{}",
                     t!(
                         "notify.no_client",
@@ -197,7 +197,7 @@ impl Notifier {
             sending.spawn(async move {
                 let robot = &inner.robots[index];
                 if let Err(detail) = robot.send(&inner.client, &message).await {
-                    eprintln!(
+                    alert!(
                         "{}",
                         t!("notify.send_failed", robot = robot.label, detail = detail)
                     );
@@ -569,7 +569,7 @@ fn install_crypto_provider() {
 
 /// A warning for an entry that cannot be used; `None` so callers can `filter_map` past it.
 fn unusable<T>(label: &str, detail: impl fmt::Display) -> Option<T> {
-    eprintln!(
+    alert!(
         "{}",
         t!(
             "notify.unusable",

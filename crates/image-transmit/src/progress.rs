@@ -1,7 +1,6 @@
 //! What the user sees while a job runs: a log line per finished image, and the original
 //! tool's status line (Invalid / All / OK / Err / Doing / speeds / totals / time), drawn as
 //! indicatif bars on a terminal and printed on a timer when stderr is a file or pipe.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -15,6 +14,7 @@ use rust_i18n::t;
 use tokio_util::sync::CancellationToken;
 
 use crate::messages::{explain, explain_for};
+use crate::printer::{note, say};
 use crate::status_format::{StatusCounts, format_status};
 
 /// The status line's counts, as the web UI's event stream sends them once a second.
@@ -56,9 +56,9 @@ struct Bars {
 const TICK: Duration = Duration::from_secs(1);
 
 impl Progress {
-    /// Bars when stderr is a terminal, timed status lines otherwise.
+    /// Bars when stderr is a terminal, timed status lines otherwise; neither under `--quiet`.
     pub(crate) fn new() -> Arc<Progress> {
-        let bars = std::io::stderr().is_terminal().then(|| {
+        let bars = (std::io::stderr().is_terminal() && !crate::printer::is_quiet()).then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             let status = multi.add(ProgressBar::new_spinner());
             status.set_style(
@@ -117,7 +117,7 @@ impl Progress {
                     Some(bars) => bars.status.set_message(line.clone()),
                     // The web UI gets the status from the event stream instead.
                     None if crate::event_stream::enabled() => {}
-                    None if line != last_line || stopping => eprintln!("{line}"),
+                    None if line != last_line || stopping => note!("{line}"),
                     None => {}
                 }
                 last_line = line;
@@ -165,8 +165,8 @@ impl Progress {
     /// A log line, printed above the bars when there are bars.
     pub(crate) fn log(&self, line: &str) {
         match &self.bars {
-            Some(bars) => bars.multi.suspend(|| println!("{line}")),
-            None => println!("{line}"),
+            Some(bars) => bars.multi.suspend(|| say!("{line}")),
+            None => say!("{line}"),
         }
     }
 

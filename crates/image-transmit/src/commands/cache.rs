@@ -10,6 +10,7 @@ use super::{RunError, UsageError, cache_limits};
 use crate::cli::{CacheAction, CacheArgs};
 use crate::config::{CacheConfig, Config};
 use crate::messages::explain;
+use crate::printer::say;
 use crate::status_format::format_bytes;
 
 pub(crate) fn run(args: &CacheArgs, config: &Config) -> anyhow::Result<ExitCode> {
@@ -32,12 +33,10 @@ pub(crate) fn run(args: &CacheArgs, config: &Config) -> anyhow::Result<ExitCode>
         CacheAction::Prune => prune(&cache),
     }
 }
-
-#[allow(clippy::print_stdout)]
 fn list(cache: &BlobCache, settings: &CacheConfig) -> anyhow::Result<ExitCode> {
     let entries = cache.entries().map_err(|e| RunError(explain(&e)))?;
     for entry in &entries {
-        println!(
+        say!(
             "{}",
             t!(
                 "cache.entry",
@@ -48,7 +47,7 @@ fn list(cache: &BlobCache, settings: &CacheConfig) -> anyhow::Result<ExitCode> {
             )
         );
     }
-    println!(
+    say!(
         "{}",
         t!(
             "cache.listing",
@@ -61,14 +60,12 @@ fn list(cache: &BlobCache, settings: &CacheConfig) -> anyhow::Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
-
-#[allow(clippy::print_stdout)]
 fn prune(cache: &BlobCache) -> anyhow::Result<ExitCode> {
     let eviction = cache.evict().map_err(|e| RunError(explain(&e)))?;
     if !eviction.ran {
         return Err(RunError(t!("cache.in_use").to_string()).into());
     }
-    println!(
+    say!(
         "{}",
         t!(
             "cache.pruned",

@@ -2,7 +2,6 @@
 //! image, saves it to a bundle, serves that bundle as a registry, copies the image from the
 //! server into a second bundle, verifies both bundles, and checks that every step kept the
 //! digest. Nothing outside a temporary directory is touched; no service or network is needed.
-#![allow(clippy::print_stdout)]
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::RunError;
 use crate::messages::explain;
+use crate::printer::say;
 use crate::serve::{Catalog, serve};
 
 /// Removes the demo's directory however the demo ends.
@@ -48,7 +48,7 @@ pub(crate) async fn run() -> anyhow::Result<ExitCode> {
 
     let layout = work.join("layout");
     let sample = write_sample_layout(&layout, REPOSITORY, TAG).map_err(fail)?;
-    println!(
+    say!(
         "1. {}",
         t!(
             "demo.built",
@@ -61,7 +61,7 @@ pub(crate) async fn run() -> anyhow::Result<ExitCode> {
 
     let source = OciLayoutSource::open(&layout).map_err(fail)?;
     let first = save(Arc::new(source), &work.join("bundle"), "demo.local").await?;
-    println!("2. {}", t!("demo.saved", path = first.display()));
+    say!("2. {}", t!("demo.saved", path = first.display()));
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
@@ -72,7 +72,7 @@ pub(crate) async fn run() -> anyhow::Result<ExitCode> {
         stopped.cancelled().await
     }));
     let url = format!("http://{address}");
-    println!("3. {}", t!("demo.served", url = url));
+    say!("3. {}", t!("demo.served", url = url));
 
     let registry = Registry::new(RegistryOptions {
         address: url.clone(),
@@ -91,7 +91,7 @@ pub(crate) async fn run() -> anyhow::Result<ExitCode> {
     .await?;
     stop.cancel();
     let _ = server.await;
-    println!(
+    say!(
         "4. {}",
         t!("demo.copied", url = url, path = second.display())
     );
@@ -103,8 +103,8 @@ pub(crate) async fn run() -> anyhow::Result<ExitCode> {
         bundled_digest(&second),
     ];
     if digests.iter().all(|d| d.as_ref() == Some(&sample.digest)) {
-        println!("5. {}", t!("demo.verified", digest = sample.digest));
-        println!("   {}", t!("demo.cleaned", path = work.display()));
+        say!("5. {}", t!("demo.verified", digest = sample.digest));
+        say!("   {}", t!("demo.cleaned", path = work.display()));
         Ok(ExitCode::SUCCESS)
     } else {
         let seen: Vec<String> = digests

@@ -1,7 +1,6 @@
 //! One file per subcommand; this module holds what they share: opening registries from
 //! cfg.yaml entries, reading image lists, running the job (and notifying about it), and the
 //! job's closing summary.
-#![allow(clippy::print_stdout)]
 
 pub(crate) mod cache;
 pub(crate) mod copy;
@@ -37,6 +36,7 @@ use crate::config::{CacheConfig, Config, RegistryEntry};
 use crate::event_stream::EventStream;
 use crate::messages::{explain, explain_for, explain_plan};
 use crate::notify::Notifier;
+use crate::printer::{alert, problem, say};
 use crate::progress::Progress;
 use crate::status_format::format_bytes;
 
@@ -138,7 +138,7 @@ pub(crate) async fn check_source(
     match registry.check(repository, false).await {
         Ok(()) => Ok(()),
         Err(error) if settings.cache.is_some() && error.is_retryable() => {
-            eprintln!(
+            alert!(
                 "{}",
                 t!(
                     "cache.source_unreachable",
@@ -283,7 +283,7 @@ pub(crate) fn open_cache(config: &CacheConfig) -> Option<Arc<BlobCache>> {
     match BlobCache::open(&config.pathname, cache_limits(config)) {
         Ok(cache) => Some(Arc::new(cache)),
         Err(error) => {
-            eprintln!(
+            alert!(
                 "{}",
                 t!(
                     "cache.unusable",
@@ -307,7 +307,7 @@ pub(crate) fn cache_limits(config: &CacheConfig) -> CacheLimits {
 /// Applies the cache's limits, saying so when it removed anything.
 fn evict(cache: &BlobCache) {
     match cache.evict() {
-        Ok(eviction) if eviction.removed > 0 => println!(
+        Ok(eviction) if eviction.removed > 0 => say!(
             "{}",
             t!(
                 "cache.evicted",
@@ -434,7 +434,7 @@ fn read_stdin() -> anyhow::Result<String> {
 /// Prints the closing summary (totals, invalid and failed images) and picks the exit status.
 pub(crate) fn finish(report: &JobReport) -> ExitCode {
     let total = report.images.len() + report.invalid.len();
-    println!(
+    say!(
         "{}",
         t!(
             "summary.totals",
@@ -445,7 +445,7 @@ pub(crate) fn finish(report: &JobReport) -> ExitCode {
         )
     );
     if let Some(stats) = &report.cache {
-        println!(
+        say!(
             "{}",
             t!(
                 "cache.summary",
@@ -455,16 +455,16 @@ pub(crate) fn finish(report: &JobReport) -> ExitCode {
             )
         );
         if stats.manifests_offline > 0 {
-            println!(
+            say!(
                 "{}",
                 t!("cache.offline_manifests", count = stats.manifests_offline)
             );
         }
     }
     if !report.invalid.is_empty() {
-        println!("{}", t!("summary.invalid_images"));
+        problem!("{}", t!("summary.invalid_images"));
         for (line, error) in &report.invalid {
-            println!("  {line}: {}", explain_for(line, error));
+            problem!("  {line}: {}", explain_for(line, error));
         }
     }
     let failed: Vec<_> = report
@@ -476,9 +476,9 @@ pub(crate) fn finish(report: &JobReport) -> ExitCode {
         })
         .collect();
     if !failed.is_empty() {
-        println!("{}", t!("summary.failed_images"));
+        problem!("{}", t!("summary.failed_images"));
         for (image, error) in failed {
-            println!("  {}: {}", image.source, explain_for(&image.source, error));
+            problem!("  {}: {}", image.source, explain_for(&image.source, error));
         }
     }
     if report.all_done() {

@@ -27,6 +27,7 @@ use super::{
 use crate::cli::{SourceTls, TargetTls};
 use crate::config::Config;
 use crate::messages::{explain, explain_registry};
+use crate::printer::say;
 
 /// What a job was asked to do, after the command line is read: every command fills one in.
 pub(crate) struct JobRequest {
@@ -483,9 +484,8 @@ pub(crate) async fn run(
         } else {
             "copy.written"
         };
-        #[allow(clippy::print_stdout)]
         {
-            println!("{}", t!(key, path = written.display()));
+            say!("{}", t!(key, path = written.display()));
         }
     }
     if let Some(path) = &request.json {
@@ -522,8 +522,6 @@ async fn check_before_any_image(
     }
     Ok(())
 }
-
-#[allow(clippy::print_stdout)]
 fn say_platform(chosen: &[PlatformFilter], engine_platform: &PlatformFilter, engine: &str) {
     let (key, platforms) = match chosen {
         [] => ("load.platform", vec![engine_platform.clone()]),
@@ -534,5 +532,5 @@ fn say_platform(chosen: &[PlatformFilter], engine_platform: &PlatformFilter, eng
         .map(|p| format!("{}/{}", p.os, p.architecture))
         .collect::<Vec<_>>()
         .join(",");
-    println!("{}", t!(key, platform = label, engine = engine));
+    say!("{}", t!(key, platform = label, engine = engine));
 }

@@ -2,7 +2,6 @@
 //! air-gapped nodes pull from it directly instead of waiting for an upload into a registry.
 //! This file opens the bundles, binds the address and says where it listens; the protocol is
 //! in `crate::serve`.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::collections::HashSet;
 use std::io::ErrorKind;
@@ -17,6 +16,7 @@ use tokio::net::TcpListener;
 use super::{RunError, UsageError};
 use crate::cli::ServeArgs;
 use crate::messages::explain;
+use crate::printer::{alert, say};
 use crate::serve::{Catalog, serve};
 
 pub(crate) async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
@@ -47,7 +47,7 @@ pub(crate) async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     })?;
     // The real address: `--listen 127.0.0.1:0` picks a free port, and the caller needs it.
     let address = listener.local_addr()?;
-    println!(
+    say!(
         "{}",
         t!(
             "serve.listening",
@@ -56,7 +56,7 @@ pub(crate) async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         )
     );
     serve(listener, Catalog::new(readers), stop_requested()).await?;
-    println!("{}", t!("serve.stopped"));
+    say!("{}", t!("serve.stopped"));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -79,7 +79,7 @@ fn warn_about_missing_base_blobs(readers: &[BundleReader], metas: &[PathBuf]) {
             .filter(|digest| !readers.iter().any(|other| other.carries(digest)))
             .collect();
         if !missing.is_empty() {
-            eprintln!(
+            alert!(
                 "{}",
                 t!(
                     "serve.missing_base_blobs",

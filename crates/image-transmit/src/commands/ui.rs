@@ -1,6 +1,5 @@
 //! `ui [--listen 127.0.0.1:0] [--no-open]`: starts the web UI on loopback, prints its address
 //! with the access token, and opens the browser when there is a desktop to open it on.
-#![allow(clippy::print_stdout)]
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -12,6 +11,7 @@ use tokio::net::TcpListener;
 use super::{RunError, UsageError};
 use crate::cli::{GlobalOptions, UiArgs};
 use crate::config::Config;
+use crate::printer::say;
 use crate::ui::{UiState, serve};
 
 pub(crate) async fn run(
@@ -44,7 +44,7 @@ pub(crate) async fn run(
         crate::i18n::current_language().to_string(),
     ));
     let url = format!("http://{}/?token={}", listener.local_addr()?, state.token());
-    println!("{}", t!("ui.listening", url = url));
+    say!("{}", t!("ui.listening", url = url));
     if !args.no_open {
         open_browser(&url);
     }
@@ -83,7 +83,7 @@ fn open_browser(url: &str) {
             Err(_) => false,
         };
         if !opened {
-            println!("{}", t!("ui.browser_not_opened"));
+            say!("{}", t!("ui.browser_not_opened"));
         }
     });
 }

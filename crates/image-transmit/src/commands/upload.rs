@@ -20,6 +20,7 @@ use super::{JobSettings, RunError, list_endpoint};
 use crate::cli::UploadArgs;
 use crate::config::{Config, RegistryEntry};
 use crate::messages::{explain, explain_registry, rewritten_images};
+use crate::printer::alert;
 
 pub(crate) async fn run(args: &UploadArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let settings = JobSettings::new(config, &args.transfer);
@@ -98,10 +99,9 @@ pub(crate) async fn settle_bases(
 }
 
 /// A squashfs bundle's images reach the target under new digests: one warning line each.
-#[allow(clippy::print_stderr)]
 pub(crate) fn warn_rewritten(reader: &BundleReader) {
     for line in rewritten_images(reader.rewritten_images()) {
-        eprintln!("{line}");
+        alert!("{line}");
     }
 }
 

@@ -1,7 +1,6 @@
 //! `verify META`: the offline check an operator runs on the jump host before uploading: every
 //! data file present with its size and sha256, every blob's content matching its digest, every
 //! manifest's blobs either in the bundle or left to a base. Exit 1 on any fault.
-#![allow(clippy::print_stdout)]
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -14,18 +13,19 @@ use crate::cli::VerifyArgs;
 use crate::messages::{
     explain, explain_part, explain_registry, explain_squashfs, rewritten_images,
 };
+use crate::printer::say;
 
 pub(crate) async fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let outcome = check(&args.meta).await?;
     for line in &outcome.notes {
-        println!("{line}");
+        say!("{line}");
     }
     for line in &outcome.faults {
-        println!("  {line}");
+        say!("  {line}");
     }
-    println!("{}", outcome.summary);
+    say!("{}", outcome.summary);
     if let Some(line) = &outcome.increment {
-        println!("{line}");
+        say!("{line}");
     }
     Ok(if outcome.faults.is_empty() {
         ExitCode::SUCCESS

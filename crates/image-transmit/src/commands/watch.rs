@@ -4,7 +4,6 @@
 //! a cron expression), the graceful stop on SIGTERM / Ctrl-C (the image in flight finishes,
 //! nothing new starts), one summary line per cycle, and `/healthz` + `/metrics` for whoever
 //! runs it as a service.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +30,7 @@ use crate::cli::WatchArgs;
 use crate::config::Config;
 use crate::messages::{explain, explain_registry};
 use crate::notify::Notifier;
+use crate::printer::{alert, say};
 use crate::status_format::format_bytes;
 
 /// Where the original keeps its history, relative to the working directory.
@@ -155,7 +155,7 @@ pub(crate) async fn run(args: &WatchArgs, config: &Config) -> anyhow::Result<Exi
     for text in read_lines(Some(args.list.as_path()), &[])? {
         match WatchLine::parse(&text, &options) {
             Ok(line) => lines.push(line),
-            Err(error) => eprintln!(
+            Err(error) => alert!(
                 "{}",
                 t!(
                     "watch.bad_line",
@@ -187,7 +187,7 @@ pub(crate) async fn run(args: &WatchArgs, config: &Config) -> anyhow::Result<Exi
     }
     let stop = CancellationToken::new();
     stop_on_signals(stop.clone());
-    println!(
+    say!(
         "{}",
         t!(
             "watch.started",
@@ -213,7 +213,7 @@ pub(crate) async fn run(args: &WatchArgs, config: &Config) -> anyhow::Result<Exi
         )
         .await;
         for (line, error) in &plan.failures {
-            eprintln!(
+            alert!(
                 "{}",
                 t!("watch.list_failed", line = line, detail = explain(error))
             );
@@ -257,7 +257,7 @@ pub(crate) async fn run(args: &WatchArgs, config: &Config) -> anyhow::Result<Exi
                     }
                     ImageStatus::Failed { error } => {
                         failed += 1;
-                        eprintln!(
+                        alert!(
                             "{}",
                             t!(
                                 "watch.image_failed",
@@ -276,7 +276,7 @@ pub(crate) async fn run(args: &WatchArgs, config: &Config) -> anyhow::Result<Exi
             if copied > 0
                 && let Err(error) = history.save()
             {
-                eprintln!("{}", explain(&error));
+                alert!("{}", explain(&error));
             }
         }
         any_failed |= failed > 0 || !plan.failures.is_empty();
@@ -289,7 +289,7 @@ pub(crate) async fn run(args: &WatchArgs, config: &Config) -> anyhow::Result<Exi
             plan.failures.len(),
             elapsed,
         );
-        println!(
+        say!(
             "{}",
             t!(
                 "watch.cycle",
@@ -310,7 +310,7 @@ pub(crate) async fn run(args: &WatchArgs, config: &Config) -> anyhow::Result<Exi
             _ = tokio::time::sleep(schedule.pause()) => {}
         }
     }
-    println!("{}", t!("watch.stopped"));
+    say!("{}", t!("watch.stopped"));
     Ok(if args.once && any_failed {
         ExitCode::from(1)
     } else {
@@ -355,7 +355,7 @@ async fn serve_metrics(address: &str, metrics: Arc<Metrics>) -> anyhow::Result<(
         )
     })?;
     let bound = listener.local_addr()?;
-    println!("{}", t!("watch.listening", url = format!("http://{bound}")));
+    say!("{}", t!("watch.listening", url = format!("http://{bound}")));
     let router = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
@@ -384,7 +384,7 @@ async fn serve_metrics(address: &str, metrics: Arc<Metrics>) -> anyhow::Result<(
 fn stop_on_signals(stop: CancellationToken) {
     tokio::spawn(async move {
         stop_signal().await;
-        eprintln!("{}", t!("watch.stopping"));
+        alert!("{}", t!("watch.stopping"));
         stop.cancel();
         stop_signal().await;
         std::process::exit(130);

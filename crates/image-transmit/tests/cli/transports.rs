@@ -505,3 +505,31 @@ fn every_file_transport_into_every_other_keeps_each_images_digest() {
         }
     }
 }
+
+/// `--quiet`: a job that goes well writes nothing; one that fails still says why, on standard
+/// error, with its exit status.
+#[test]
+fn quiet_writes_only_errors() {
+    let source = TestRegistry::start();
+    let image = push_oci_image(&source, "team/app", "1", &[Layer::random(78_001, 3_000)]);
+    let dir = workdir();
+    let output = copy(
+        dir.path(),
+        &["--quiet", &source.url(), "oci:layout", &line(&image)],
+    );
+    assert_success(&output);
+    assert_eq!(output_text(&output).trim(), "");
+    assert!(dir.path().join("layout/index.json").is_file());
+
+    let output = copy(
+        dir.path(),
+        &["-q", &source.url(), "oci:layout", "team/missing:1"],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", output_text(&output));
+    assert!(output.stdout.is_empty(), "{}", output_text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("team/missing:1"),
+        "{}",
+        output_text(&output)
+    );
+}
