@@ -427,6 +427,7 @@ impl CopyJob {
         };
         self.emit(Event::ImageStarted {
             image: image.id,
+            line: image.pair.line.clone(),
             source: source.clone(),
             target: target.clone(),
         });

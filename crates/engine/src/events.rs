@@ -35,6 +35,8 @@ pub enum Event {
     },
     ImageStarted {
         image: ImageId,
+        /// The list line that named it.
+        line: String,
         source: String,
         target: String,
     },

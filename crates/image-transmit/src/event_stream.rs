@@ -186,6 +186,7 @@ impl Observer for EventStream {
                 image,
                 source,
                 target,
+                ..
             } => {
                 self.with_image(*image, |_| {});
                 emit(&StreamEvent::ImageStarted {

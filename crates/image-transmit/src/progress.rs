@@ -218,6 +218,7 @@ impl Observer for Progress {
                 image,
                 source,
                 target,
+                ..
             } => {
                 self.doing.fetch_add(1, Relaxed);
                 self.images

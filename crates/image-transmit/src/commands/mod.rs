@@ -35,7 +35,7 @@ use crate::cli::{SourceTls, TargetTls, TransferOptions};
 use crate::config::{CacheConfig, Config, RegistryEntry};
 use crate::event_stream::EventStream;
 use crate::messages::{explain, explain_for, explain_plan};
-use crate::notify::Notifier;
+use crate::notify::{EachImage, Notifier};
 use crate::printer::{alert, problem, say};
 use crate::progress::Progress;
 use crate::status_format::format_bytes;
@@ -61,6 +61,8 @@ pub(crate) struct JobSettings {
     pub(crate) cache: Option<CacheConfig>,
     /// cfg.yaml's robots and webhooks, told when the job ends.
     pub(crate) notifier: Notifier,
+    /// Tell the robots of each image as it finishes too (watch).
+    pub(crate) notify_each_image: bool,
 }
 
 impl JobSettings {
@@ -76,6 +78,7 @@ impl JobSettings {
             ),
             cache: config.cache.clone(),
             notifier: Notifier::from_config(config),
+            notify_each_image: false,
         }
     }
 }
@@ -216,7 +219,7 @@ pub(crate) fn list_endpoint(registry: &Registry) -> Endpoint {
 /// Runs a copy job with the status line, Ctrl-C handling, blob cache and end-of-job
 /// notification every command shares; `command` names the job in the notification.
 pub(crate) async fn run_job(
-    command: &str,
+    command: &'static str,
     source: Arc<dyn ImageSource>,
     sink: Sink,
     options: CopyOptions,
@@ -251,6 +254,11 @@ pub(crate) async fn run_job(
     if let Some(stream) = &stream {
         observers.push(stream.clone());
     }
+    let each_image = (settings.notify_each_image && !settings.notifier.is_empty())
+        .then(|| EachImage::new(settings.notifier.clone(), command));
+    if let Some(each_image) = &each_image {
+        observers.push(each_image.clone());
+    }
     let observers = Arc::new(observers);
     let job = CopyJob::new(source, sink, options, observers, cancel);
     let ticker_stop = CancellationToken::new();
@@ -269,6 +277,9 @@ pub(crate) async fn run_job(
         drop(in_use);
         report.cache = Some(cache.stats());
         evict(cache);
+    }
+    if let Some(each_image) = each_image {
+        each_image.flush().await;
     }
     settings
         .notifier

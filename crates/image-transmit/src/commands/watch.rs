@@ -29,7 +29,6 @@ use super::{
 use crate::cli::WatchArgs;
 use crate::config::Config;
 use crate::messages::{explain, explain_registry};
-use crate::notify::Notifier;
 use crate::printer::{alert, say};
 use crate::status_format::format_bytes;
 
@@ -140,7 +139,10 @@ impl Schedule {
 }
 
 pub(crate) async fn run(args: &WatchArgs, config: &Config) -> anyhow::Result<ExitCode> {
-    let settings = JobSettings::new(config, &args.transfer);
+    let settings = JobSettings {
+        notify_each_image: true,
+        ..JobSettings::new(config, &args.transfer)
+    };
     let (_, source) = open_source(config, &settings, &args.from, &args.source_tls)?;
     let (target_entry, target) = open_target(config, &settings, &args.to, &args.target_tls)?;
     let platforms = platform_filters(args.platform.as_deref(), config)?;
@@ -229,27 +231,18 @@ pub(crate) async fn run(args: &WatchArgs, config: &Config) -> anyhow::Result<Exi
                 stop_starting: Some(stop.clone()),
                 ..CopyOptions::default()
             };
-            // The cycle's own notification follows its images', below.
-            let quiet = JobSettings {
-                notifier: Notifier::default(),
-                ..settings.clone()
-            };
             let report = run_job(
                 "watch",
                 Arc::new(RegistrySource::new(source.clone())),
                 Sink::Pieces(Arc::new(RegistryDestination::new(target.clone()))),
                 options,
-                &quiet,
+                &settings,
                 plan.pairs,
                 Vec::new(),
             )
             .await;
             let now = chrono::Local::now().format("%Y%m%d%H%M%S").to_string();
             for image in &report.images {
-                settings
-                    .notifier
-                    .image_finished("watch", image, image.size, image.elapsed)
-                    .await;
                 match &image.status {
                     ImageStatus::Succeeded { .. } => {
                         history.record(&image.line, &now);
@@ -268,10 +261,6 @@ pub(crate) async fn run(args: &WatchArgs, config: &Config) -> anyhow::Result<Exi
                     }
                 }
             }
-            settings
-                .notifier
-                .job_finished("watch", source.host(), target.host(), &report)
-                .await;
             bytes = report.bytes_transferred;
             if copied > 0
                 && let Err(error) = history.save()

@@ -587,3 +587,56 @@ fn watch_tells_of_each_image_then_of_the_cycle() {
     assert_eq!(events[1]["command"], "watch");
     assert_eq!(events[1]["status"], "succeeded");
 }
+
+/// An image is told about when it finishes, not when the cycle does: a small image copied
+/// beside a slow one is announced while the slow one is still on its way.
+#[test]
+fn watch_tells_of_an_image_while_others_are_still_moving() {
+    let (source, proxy, _slow) = crate::common::trickling_source(79_001);
+    let quick = push_oci_image(&source, "team/quick", "1", &[Layer::random(79_002, 2_000)]);
+    let target = TestRegistry::start();
+    let receiver = Receiver::start(Behaviour::Answer(200));
+    let dir = workdir();
+    write(
+        dir.path(),
+        "cfg.yaml",
+        &format!("webhook:\n- url: {}\n", receiver.url("/hook")),
+    );
+    write(dir.path(), "watch.lst", "team/big\nteam/quick\n");
+    let mut watch = std::process::Command::new(assert_cmd::cargo::cargo_bin("image-transmit"))
+        .current_dir(dir.path())
+        .env("LANG", "en_US.UTF-8")
+        .env("DOCKER_CONFIG", dir.path().join("no-docker-config"))
+        .args([
+            "watch",
+            "--once",
+            "--from",
+            &proxy.url(),
+            "--to",
+            &target.url(),
+        ])
+        .args(["--list", "watch.lst"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while receiver.received().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let first: Vec<Value> = receiver.received().iter().map(Received::json).collect();
+    // The slow image is not on the target yet when the quick one is announced.
+    let slow_arrived = crate::common::served_digest(&target, "team/big", "1").is_some();
+    let status = watch.wait().unwrap();
+    assert!(status.success());
+    assert!(!first.is_empty(), "no notice within 30 s");
+    assert_eq!(first[0]["event"], "image_finished", "{first:#?}");
+    assert_eq!(first[0]["image"]["digest"], quick.digest.as_str());
+    assert!(
+        !slow_arrived,
+        "the quick image was announced only after the slow one arrived"
+    );
+    let events: Vec<Value> = receiver.received().iter().map(Received::json).collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(kinds, ["image_finished", "image_finished", "job_finished"]);
+}

@@ -27,6 +27,9 @@ use crate::messages::explain;
 use crate::printer::alert;
 use crate::status_format::{StatusCounts, format_bytes, format_elapsed, format_status_in};
 
+mod each_image;
+pub(crate) use each_image::EachImage;
+
 /// How long one robot may take to answer, as in the original: a slow chat service must not
 /// hold up the end of a job, let alone a watch cycle.
 const SEND_TIMEOUT: Duration = Duration::from_secs(2);
