@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use engine::plan::{self, Endpoint, ListOptions};
+use engine::plan::{self, ListOptions, RegistryAddress};
 use libfuzzer_sys::fuzz_target;
 
 /// The endpoint shapes planning treats differently: none (save's target, upload's source),
@@ -12,7 +12,7 @@ use libfuzzer_sys::fuzz_target;
 fn list_options() -> &'static [ListOptions] {
     static OPTIONS: OnceLock<Vec<ListOptions>> = OnceLock::new();
     OPTIONS.get_or_init(|| {
-        let endpoint = |text: &str| Some(text.parse::<Endpoint>().expect("a valid endpoint"));
+        let endpoint = |text: &str| Some(text.parse::<RegistryAddress>().expect("a valid endpoint"));
         vec![
             ListOptions::default(),
             ListOptions {

@@ -15,12 +15,12 @@ use registry::{Digest, RetryPolicy};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::checked_stream::{StreamFailure, Verified};
 use crate::error::{Error, Result};
 use crate::events::{BlobOutcome, Event, ImageId, Observer};
 use crate::plan::{ImageName, ImagePair, InvalidLine};
 use crate::stall::{Liveness, StallSide};
 use crate::transport::{ImageDestination, ImageLoader, ImageSource, Manifest, ManifestRole};
-use crate::verify::{StreamFailure, Verified};
 
 mod load;
 
@@ -123,7 +123,7 @@ impl PlatformFilter {
 /// The reference to push the final manifest under: the tag, or for a digest reference the
 /// digest of what is pushed (a filtered index has its own).
 fn target_reference(target: &ImageName, digest: &Digest) -> String {
-    match &target.target {
+    match &target.reference {
         registry::reference::Target::Digest(_) => digest.to_string(),
         tag => tag.to_string(),
     }
@@ -384,7 +384,7 @@ impl CopyJob {
             .map(|(id, pair)| async move {
                 let result = self
                     .source
-                    .manifest(&pair.source.repository, &pair.source.target.to_string())
+                    .manifest(&pair.source.repository, &pair.source.reference.to_string())
                     .await;
                 (id, pair, result)
             })
@@ -603,7 +603,7 @@ impl CopyJob {
             None => {
                 let source = &image.pair.source;
                 self.source
-                    .manifest(&source.repository, &source.target.to_string())
+                    .manifest(&source.repository, &source.reference.to_string())
                     .await
             }
         }

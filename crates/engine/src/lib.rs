@@ -4,6 +4,7 @@
 
 pub mod bundle;
 pub mod cache;
+mod checked_stream;
 pub mod copy;
 pub mod error;
 pub mod events;
@@ -11,7 +12,6 @@ pub mod plan;
 pub mod sample;
 mod stall;
 pub mod transport;
-mod verify;
 pub mod watch;
 
 pub use copy::{CopyJob, CopyOptions, ImageReport, ImageStatus, JobReport, PlatformFilter, Sink};

@@ -22,14 +22,14 @@ const RENAME: &str = "->";
 /// A registry as the list addresses it: a host and an optional path under which every repository
 /// lives (`harbor.local/proj` is host `harbor.local`, prefix `proj`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
+pub struct RegistryAddress {
     /// `host[:port]`, without a scheme.
     pub host: String,
     /// Repository path prefix without leading or trailing `/`; may be empty.
     pub path_prefix: String,
 }
 
-impl Endpoint {
+impl RegistryAddress {
     /// The full repository path of `path` on this endpoint.
     fn locate(&self, path: &str) -> String {
         let full = join(&self.path_prefix, path);
@@ -45,10 +45,10 @@ impl Endpoint {
 /// Parses a cfg `registry:` value such as `http://10.45.80.1` or `harbor.local/proj/`.
 ///
 /// The scheme is dropped: whether to use TLS is decided elsewhere, and a name never depends on it.
-impl FromStr for Endpoint {
+impl FromStr for RegistryAddress {
     type Err = PlanError;
 
-    fn from_str(text: &str) -> Result<Endpoint, PlanError> {
+    fn from_str(text: &str) -> Result<RegistryAddress, PlanError> {
         let invalid = |problem| PlanError::InvalidEndpoint {
             text: text.to_string(),
             problem,
@@ -62,14 +62,14 @@ impl FromStr for Endpoint {
         if !path_prefix.is_empty() {
             reference::check_repository(path_prefix).map_err(invalid)?;
         }
-        Ok(Endpoint {
+        Ok(RegistryAddress {
             host: host.to_string(),
             path_prefix: path_prefix.to_string(),
         })
     }
 }
 
-impl fmt::Display for Endpoint {
+impl fmt::Display for RegistryAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&join(&self.host, &self.path_prefix))
     }
@@ -80,9 +80,9 @@ impl fmt::Display for Endpoint {
 pub struct ListOptions {
     /// The source registry; `None` when uploading a bundle, where the source side of a line is
     /// the bundle's key, used verbatim.
-    pub source: Option<Endpoint>,
+    pub source: Option<RegistryAddress>,
     /// The target registry; `None` when saving, where the target name is what the bundle records.
-    pub target: Option<Endpoint>,
+    pub target: Option<RegistryAddress>,
     /// The target's cfg `repository:` setting: the namespace that replaces the source's.
     pub target_namespace: Option<String>,
 }
@@ -104,7 +104,8 @@ pub struct ImagePair {
 pub struct ImageName {
     /// The full repository path on that endpoint, path prefix included.
     pub repository: String,
-    pub target: Target,
+    /// The tag or digest.
+    pub reference: Target,
 }
 
 impl fmt::Display for ImageName {
@@ -113,8 +114,8 @@ impl fmt::Display for ImageName {
             f,
             "{}{}{}",
             self.repository,
-            self.target.separator(),
-            self.target
+            self.reference.separator(),
+            self.reference
         )
     }
 }
@@ -254,7 +255,7 @@ pub fn plan_line(line: &str, options: &ListOptions) -> Result<ImagePair, PlanErr
     let target = match rename_text {
         None => ImageName {
             repository: replace_namespace(&source.repository, options.target_namespace.as_deref()),
-            target: source.target.clone(),
+            reference: source.target.clone(),
         },
         Some(rename_text) => {
             // Without a tag of its own, the new name keeps a source digest: the image stays
@@ -274,7 +275,7 @@ pub fn plan_line(line: &str, options: &ListOptions) -> Result<ImagePair, PlanErr
                     &renamed.repository,
                     options.target_namespace.as_deref(),
                 ),
-                target: renamed.target,
+                reference: renamed.target,
             }
         }
     };
@@ -284,14 +285,14 @@ pub fn plan_line(line: &str, options: &ListOptions) -> Result<ImagePair, PlanErr
             Some(endpoint) => endpoint.locate(&source.repository),
             None => source.repository,
         },
-        target: source.target,
+        reference: source.target,
     };
     let target = ImageName {
         repository: match &options.target {
             Some(endpoint) => endpoint.locate(&target.repository),
             None => target.repository,
         },
-        target: target.target,
+        reference: target.reference,
     };
     for name in [&source, &target] {
         reference::check_repository(&name.repository).map_err(|problem| {
@@ -397,7 +398,7 @@ mod tests {
     const HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     const OTHER_HEX: &str = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
 
-    fn endpoint(text: &str) -> Endpoint {
+    fn endpoint(text: &str) -> RegistryAddress {
         text.parse().unwrap()
     }
 
@@ -782,7 +783,7 @@ mod tests {
             "harbor.local/proj"
         );
         for text in ["", "http://", "bad_host", "reg.io/Proj"] {
-            assert!(text.parse::<Endpoint>().is_err(), "{text:?}");
+            assert!(text.parse::<RegistryAddress>().is_err(), "{text:?}");
         }
     }
 }

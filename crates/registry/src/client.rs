@@ -2,7 +2,7 @@
 //!
 //! It owns the request plumbing every operation goes through: scheme resolution (ping),
 //! authentication with token refresh on 401, and retries with backoff on connection errors,
-//! 5xx and 429. Operations themselves live in `blobs.rs` and `manifests.rs`.
+//! 5xx and 429. Operations themselves live in `blobs.rs` and `manifest_requests.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

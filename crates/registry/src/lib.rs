@@ -11,7 +11,7 @@ pub mod digest;
 mod endpoint;
 mod error;
 pub mod manifest;
-mod manifests;
+mod manifest_requests;
 pub mod reference;
 mod retry;
 
@@ -21,7 +21,7 @@ pub use client::{Registry, RegistryOptions};
 pub use digest::{Digest, DigestHasher, InvalidDigest};
 pub use endpoint::{Endpoint, Scheme, TlsOptions, is_docker_hub};
 pub use error::{Error, NetworkFailure, Result};
-pub use manifests::Manifest;
+pub use manifest_requests::Manifest;
 pub use retry::RetryPolicy;
 
 /// Entry points for the fuzz targets (fuzz/) into parsers of what a registry sends that are
@@ -36,6 +36,6 @@ pub mod fuzzing {
 
     /// The `rel="next"` target of a `Link` header, as a paged listing follows it.
     pub fn next_link(header: &str) -> Option<String> {
-        crate::manifests::next_link(header)
+        crate::manifest_requests::next_link(header)
     }
 }

@@ -87,7 +87,7 @@ impl BundleReader {
                 keys.insert(
                     (
                         pair.source.repository.clone(),
-                        pair.source.target.to_string(),
+                        pair.source.reference.to_string(),
                     ),
                     key.clone(),
                 );

@@ -14,10 +14,10 @@ use serde_json::json;
 
 use super::{Copied, CopyJob, Resolved};
 use crate::bundle::archive::blob_path;
+use crate::checked_stream::{StreamFailure, Verified};
 use crate::error::{Error, Result};
 use crate::events::{BlobOutcome, Event, ImageId};
 use crate::transport::{ByteStream, ImageLoader};
-use crate::verify::{StreamFailure, Verified};
 
 /// A tar block; headers and padding come in these.
 const BLOCK: usize = 512;

@@ -290,7 +290,10 @@ impl OciLayoutDestination {
 /// `host/ns/app:tag` as `ns/app:tag`, the way a list line names an image on its source.
 fn name_without_host(name: &str) -> Option<String> {
     let pair = crate::plan::plan_line(name, &crate::plan::ListOptions::default()).ok()?;
-    Some(format!("{}:{}", pair.source.repository, pair.source.target))
+    Some(format!(
+        "{}:{}",
+        pair.source.repository, pair.source.reference
+    ))
 }
 
 fn ref_name(entry: &Value) -> Option<&str> {

@@ -117,7 +117,7 @@ impl WatchLine {
             None => plan_line(image, options)?,
         };
         let last_segment = image.rsplit('/').next().unwrap_or(image);
-        match &planned.source.target {
+        match &planned.source.reference {
             Target::Digest(digest) => return Err(WatchLineError::Digest(digest.to_string())),
             Target::Tag(tag) if last_segment.contains(':') => filter.minimum = Some(tag.clone()),
             Target::Tag(_) => {}
@@ -209,11 +209,11 @@ pub async fn plan_cycle(
             source_text: format!("{}:{tag}", line.source),
             source: ImageName {
                 repository: line.source.clone(),
-                target: Target::Tag(tag.clone()),
+                reference: Target::Tag(tag.clone()),
             },
             target: ImageName {
                 repository: line.target.clone(),
-                target: Target::Tag(tag),
+                reference: Target::Tag(tag),
             },
         });
     }

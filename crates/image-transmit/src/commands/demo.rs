@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::RunError;
 use crate::messages::explain;
 use crate::printer::say;
-use crate::serve::{Catalog, serve};
+use crate::registry_server::{Catalog, serve};
 
 /// Removes the demo's directory however the demo ends.
 struct Scratch(PathBuf);
@@ -140,7 +140,7 @@ async fn save(
     );
     let name = ImageName {
         repository: REPOSITORY.to_string(),
-        target: Target::Tag(TAG.to_string()),
+        reference: Target::Tag(TAG.to_string()),
     };
     let pair = ImagePair {
         line: format!("{REPOSITORY}:{TAG}"),

@@ -24,7 +24,7 @@ use std::time::Duration;
 use anyhow::Context;
 pub(crate) use engine::Sink;
 use engine::cache::{BlobCache, CacheLimits, CachingSource};
-use engine::plan::{self, Endpoint, ImagePair, InvalidLine};
+use engine::plan::{self, ImagePair, InvalidLine, RegistryAddress};
 use engine::transport::ImageSource;
 use engine::{CopyJob, CopyOptions, JobReport, Observers, PlatformFilter};
 use registry::{Credentials, Registry, RegistryOptions, RetryPolicy, TlsOptions};
@@ -209,8 +209,8 @@ pub(crate) fn read_lines(file: Option<&Path>, arguments: &[String]) -> anyhow::R
 }
 
 /// How an image list addresses a registry: its host and path prefix.
-pub(crate) fn list_endpoint(registry: &Registry) -> Endpoint {
-    Endpoint {
+pub(crate) fn list_endpoint(registry: &Registry) -> RegistryAddress {
+    RegistryAddress {
         host: registry.endpoint().host.clone(),
         path_prefix: registry.endpoint().path_prefix.clone(),
     }

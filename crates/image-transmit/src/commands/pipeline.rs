@@ -11,7 +11,7 @@ use std::sync::Arc;
 use engine::bundle::chain::BundleChain;
 use engine::bundle::reader::BundleReader;
 use engine::bundle::writer::{BundleWriter, BundleWriterOptions};
-use engine::plan::{self, Endpoint, ImagePair, ListOptions};
+use engine::plan::{self, ImagePair, ListOptions, RegistryAddress};
 use engine::transport::oci_layout::{OciLayoutDestination, OciLayoutSource};
 use engine::transport::registry::{RegistryDestination, RegistrySource};
 use engine::transport::{ImageDestination, ImageSource, Location, LocationError, TRANSPORTS};
@@ -112,7 +112,7 @@ fn parse_location(text: &str) -> anyhow::Result<Location> {
 struct OpenedSource {
     source: SourceHandle,
     /// How list lines address it; `None`: lines are its own names, used verbatim.
-    endpoint: Option<Endpoint>,
+    endpoint: Option<RegistryAddress>,
     /// The registry, checked once before any image.
     registry: Option<Registry>,
     /// For files that hold images (bundles, layouts, archives): every image, the list of a
@@ -227,7 +227,7 @@ fn whole_chain(reader: BundleReader, bases: &[PathBuf]) -> anyhow::Result<Bundle
 struct OpenedDestination {
     sink: Sink,
     /// How list lines address it (a registry); `None` for files and engines.
-    endpoint: Option<Endpoint>,
+    endpoint: Option<RegistryAddress>,
     /// cfg.yaml `repository:` of the target entry: the namespace that replaces the source's.
     namespace: Option<String>,
     registry: Option<Registry>,
@@ -371,7 +371,7 @@ fn engine_destination(
         keeps_source_names: false,
         engine: Some((opened.platform, opened.name)),
         loaded_host: entry
-            .and_then(|entry| entry.registry.parse::<Endpoint>().ok())
+            .and_then(|entry| entry.registry.parse::<RegistryAddress>().ok())
             .map(|endpoint| endpoint.to_string()),
         described: location.to_string(),
     }

@@ -1,7 +1,7 @@
 //! `serve META… [--listen ADDR]`: bundles on the jump host as a read-only registry, so
 //! air-gapped nodes pull from it directly instead of waiting for an upload into a registry.
 //! This file opens the bundles, binds the address and says where it listens; the protocol is
-//! in `crate::serve`.
+//! in `crate::registry_server`.
 
 use std::collections::HashSet;
 use std::io::ErrorKind;
@@ -17,7 +17,7 @@ use super::{RunError, UsageError};
 use crate::cli::ServeArgs;
 use crate::messages::explain;
 use crate::printer::{alert, say};
-use crate::serve::{Catalog, serve};
+use crate::registry_server::{Catalog, serve};
 
 pub(crate) async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let mut readers = Vec::with_capacity(args.metas.len());

@@ -169,7 +169,7 @@ async fn refuse_missing_base_blobs(
     let mut missing_blobs = Vec::new();
     for pair in pairs {
         let Ok(top) = reader
-            .manifest(&pair.source.repository, &pair.source.target.to_string())
+            .manifest(&pair.source.repository, &pair.source.reference.to_string())
             .await
         else {
             continue;

@@ -463,7 +463,7 @@ async fn verify_list(
                 let found = registry
                     .head_manifest(
                         &pair.source.repository,
-                        &pair.source.target.to_string(),
+                        &pair.source.reference.to_string(),
                         false,
                     )
                     .await;

@@ -74,10 +74,10 @@ impl Catalog {
                     };
                     let repository = pair.source.repository;
                     let tags = repositories.entry(repository.clone()).or_default();
-                    if let Target::Tag(tag) = &pair.source.target {
+                    if let Target::Tag(tag) = &pair.source.reference {
                         tags.insert(tag.clone());
                     }
-                    let reference = (repository, pair.source.target.to_string());
+                    let reference = (repository, pair.source.reference.to_string());
                     tops.entry(Digest::of(text.as_bytes()))
                         .or_insert_with(|| reference.clone());
                     references.insert(reference);
@@ -214,7 +214,7 @@ async fn unknown_endpoint(method: Method) -> Response {
 
 /// What a path under `/v2/` asks for.
 #[derive(Debug, PartialEq, Eq)]
-enum Endpoint<'a> {
+enum ApiPath<'a> {
     Catalog,
     Tags(&'a str),
     Manifest(&'a str, &'a str),
@@ -225,41 +225,41 @@ enum Endpoint<'a> {
 }
 
 /// Parses the part of a path after `/v2/` from its end, since the name may hold slashes.
-fn parse_endpoint(rest: &str) -> Endpoint<'_> {
+fn parse_api_path(rest: &str) -> ApiPath<'_> {
     if rest == "_catalog" {
-        return Endpoint::Catalog;
+        return ApiPath::Catalog;
     }
     if let Some(name) = rest.strip_suffix("/tags/list") {
-        return Endpoint::Tags(name);
+        return ApiPath::Tags(name);
     }
     if rest.contains("/blobs/uploads") {
-        return Endpoint::Upload;
+        return ApiPath::Upload;
     }
     let Some((head, reference)) = rest.rsplit_once('/') else {
-        return Endpoint::Unknown;
+        return ApiPath::Unknown;
     };
     let Some((name, kind)) = head.rsplit_once('/') else {
-        return Endpoint::Unknown;
+        return ApiPath::Unknown;
     };
     if name.is_empty() || reference.is_empty() {
-        return Endpoint::Unknown;
+        return ApiPath::Unknown;
     }
     match kind {
-        "manifests" => Endpoint::Manifest(name, reference),
-        "blobs" => Endpoint::Blob(name, reference),
-        _ => Endpoint::Unknown,
+        "manifests" => ApiPath::Manifest(name, reference),
+        "blobs" => ApiPath::Blob(name, reference),
+        _ => ApiPath::Unknown,
     }
 }
 
 async fn v2(State(catalog): State<Arc<Catalog>>, method: Method, request: Request) -> Response {
     let uri = request.uri();
     let rest = uri.path().strip_prefix("/v2/").unwrap_or_default();
-    let endpoint = parse_endpoint(rest);
-    if !is_read(&method) || endpoint == Endpoint::Upload {
+    let endpoint = parse_api_path(rest);
+    if !is_read(&method) || endpoint == ApiPath::Upload {
         return unsupported();
     }
     match endpoint {
-        Endpoint::Catalog => match Query::<Page>::try_from_uri(uri) {
+        ApiPath::Catalog => match Query::<Page>::try_from_uri(uri) {
             Ok(Query(page)) => list(
                 &method,
                 &page,
@@ -269,7 +269,7 @@ async fn v2(State(catalog): State<Arc<Catalog>>, method: Method, request: Reques
             ),
             Err(_) => bad_pagination(&method),
         },
-        Endpoint::Tags(name) => {
+        ApiPath::Tags(name) => {
             let Some(tags) = catalog.repositories.get(name) else {
                 return name_unknown(&method, name);
             };
@@ -284,11 +284,11 @@ async fn v2(State(catalog): State<Arc<Catalog>>, method: Method, request: Reques
                 Err(_) => bad_pagination(&method),
             }
         }
-        Endpoint::Manifest(name, reference) => manifest(&catalog, &method, name, reference).await,
-        Endpoint::Blob(name, digest) => {
+        ApiPath::Manifest(name, reference) => manifest(&catalog, &method, name, reference).await,
+        ApiPath::Blob(name, digest) => {
             blob(&catalog, &method, request.headers(), name, digest).await
         }
-        Endpoint::Upload | Endpoint::Unknown => unknown_endpoint(method).await,
+        ApiPath::Upload | ApiPath::Unknown => unknown_endpoint(method).await,
     }
 }
 
@@ -583,31 +583,28 @@ mod tests {
 
     #[test]
     fn paths_are_parsed_from_their_end() {
-        assert_eq!(parse_endpoint("_catalog"), Endpoint::Catalog);
+        assert_eq!(parse_api_path("_catalog"), ApiPath::Catalog);
         assert_eq!(
-            parse_endpoint("team/app/tags/list"),
-            Endpoint::Tags("team/app")
+            parse_api_path("team/app/tags/list"),
+            ApiPath::Tags("team/app")
         );
         assert_eq!(
-            parse_endpoint("a/b/c/manifests/1.0"),
-            Endpoint::Manifest("a/b/c", "1.0")
+            parse_api_path("a/b/c/manifests/1.0"),
+            ApiPath::Manifest("a/b/c", "1.0")
         );
         assert_eq!(
-            parse_endpoint("team/manifests/manifests/sha256:00"),
-            Endpoint::Manifest("team/manifests", "sha256:00")
+            parse_api_path("team/manifests/manifests/sha256:00"),
+            ApiPath::Manifest("team/manifests", "sha256:00")
         );
         assert_eq!(
-            parse_endpoint("app/blobs/sha256:ab"),
-            Endpoint::Blob("app", "sha256:ab")
+            parse_api_path("app/blobs/sha256:ab"),
+            ApiPath::Blob("app", "sha256:ab")
         );
-        assert_eq!(parse_endpoint("app/blobs/uploads/"), Endpoint::Upload);
-        assert_eq!(
-            parse_endpoint("app/blobs/uploads/some-id"),
-            Endpoint::Upload
-        );
-        assert_eq!(parse_endpoint("manifests/1"), Endpoint::Unknown);
-        assert_eq!(parse_endpoint("app/other/1"), Endpoint::Unknown);
-        assert_eq!(parse_endpoint("app/manifests/"), Endpoint::Unknown);
+        assert_eq!(parse_api_path("app/blobs/uploads/"), ApiPath::Upload);
+        assert_eq!(parse_api_path("app/blobs/uploads/some-id"), ApiPath::Upload);
+        assert_eq!(parse_api_path("manifests/1"), ApiPath::Unknown);
+        assert_eq!(parse_api_path("app/other/1"), ApiPath::Unknown);
+        assert_eq!(parse_api_path("app/manifests/"), ApiPath::Unknown);
     }
 
     #[test]
