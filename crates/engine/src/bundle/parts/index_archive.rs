@@ -18,6 +18,8 @@ use super::{EntryLocation, PartError};
 /// Go's archive/tar, which the fork uses, records a hard link's target size in its header but
 /// writes no data after it (a "header-only" type), where the tar crate would skip that many
 /// bytes; so the headers are read here, as Go reads them.
+///
+/// [`index_part`]: super::index_part
 pub fn index_archive_part(
     path: &Path,
     file_name: &str,
