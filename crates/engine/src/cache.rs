@@ -420,6 +420,14 @@ impl ImageSource for CachingSource {
     fn mount_hints(&self, digest: &Digest) -> Vec<String> {
         self.inner.mount_hints(digest)
     }
+
+    fn carries(&self, digest: &Digest) -> bool {
+        self.inner.carries(digest)
+    }
+
+    fn may_lack_blobs(&self) -> bool {
+        self.inner.may_lack_blobs()
+    }
 }
 
 /// A cached blob read back, hashed on the way; a wrong one is deleted and fails the read.

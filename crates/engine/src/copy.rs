@@ -120,6 +120,46 @@ impl PlatformFilter {
     }
 }
 
+/// The children of an index that `platforms` keep (all when it is empty); none is an error that
+/// names what the index offers.
+pub(crate) fn select_children<'a>(
+    platforms: &[PlatformFilter],
+    children: &'a [Descriptor],
+    label: &str,
+) -> Result<Vec<&'a Descriptor>> {
+    if platforms.is_empty() {
+        return Ok(children.iter().collect());
+    }
+    let selected: Vec<&Descriptor> = children
+        .iter()
+        .filter(|child| {
+            child
+                .platform
+                .as_ref()
+                .is_some_and(|platform| platforms.iter().any(|f| f.matches(platform)))
+        })
+        .collect();
+    if selected.is_empty() {
+        let available: Vec<String> = children
+            .iter()
+            .filter_map(|c| c.platform.as_ref().map(manifest::Platform::label))
+            .collect();
+        let wanted: Vec<String> = platforms
+            .iter()
+            .map(|f| match &f.variant {
+                Some(variant) => format!("{}/{}/{variant}", f.os, f.architecture),
+                None => format!("{}/{}", f.os, f.architecture),
+            })
+            .collect();
+        return Err(Error::NoMatchingPlatform {
+            reference: label.to_string(),
+            wanted: wanted.join(","),
+            available: available.join(","),
+        });
+    }
+    Ok(selected)
+}
+
 /// The reference to push the final manifest under: the tag, or for a digest reference the
 /// digest of what is pushed (a filtered index has its own).
 fn target_reference(target: &ImageName, digest: &Digest) -> String {
@@ -650,38 +690,7 @@ impl CopyJob {
         children: &'a [Descriptor],
         label: &str,
     ) -> Result<Vec<&'a Descriptor>> {
-        if self.options.platforms.is_empty() {
-            return Ok(children.iter().collect());
-        }
-        let selected: Vec<&Descriptor> = children
-            .iter()
-            .filter(|child| {
-                child.platform.as_ref().is_some_and(|platform| {
-                    self.options.platforms.iter().any(|f| f.matches(platform))
-                })
-            })
-            .collect();
-        if selected.is_empty() {
-            let available: Vec<String> = children
-                .iter()
-                .filter_map(|c| c.platform.as_ref().map(manifest::Platform::label))
-                .collect();
-            let wanted: Vec<String> = self
-                .options
-                .platforms
-                .iter()
-                .map(|f| match &f.variant {
-                    Some(variant) => format!("{}/{}/{variant}", f.os, f.architecture),
-                    None => format!("{}/{}", f.os, f.architecture),
-                })
-                .collect();
-            return Err(Error::NoMatchingPlatform {
-                reference: label.to_string(),
-                wanted: wanted.join(","),
-                available: available.join(","),
-            });
-        }
-        Ok(selected)
+        select_children(&self.options.platforms, children, label)
     }
 
     async fn push_manifest(

@@ -9,6 +9,7 @@ pub mod copy;
 pub mod error;
 pub mod events;
 pub mod plan;
+pub mod precheck;
 pub mod sample;
 mod stall;
 pub mod transport;

@@ -37,7 +37,7 @@ pub(crate) struct LegacyInvocation {
     pub(crate) retries: Option<u32>,
 }
 
-/// What the original would run for these flags (reference §4.2).
+/// What the original would run for these flags (its flag combinations, as its `main` chose).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LegacyMode {
     Help,

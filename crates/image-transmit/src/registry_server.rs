@@ -25,6 +25,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::any;
+use engine::bundle::chain::BundleChain;
 use engine::bundle::reader::BundleReader;
 use engine::plan::{ListOptions, plan_line};
 use engine::transport::{ImageSource, Manifest};
@@ -37,9 +38,8 @@ use tokio::net::TcpListener;
 const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
 const CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
 
-/// One bundle and what its meta says it can answer, worked out once at start.
+/// What one bundle's meta says it can answer, worked out once at start.
 struct Served {
-    reader: BundleReader,
     /// `(repository, tag or digest)` as the image keys name them.
     references: HashSet<(String, String)>,
     /// Top-level manifests by digest → a `(repository, reference)` whose key holds it. The
@@ -50,19 +50,23 @@ struct Served {
     children: HashSet<Digest>,
 }
 
-/// Every served bundle, in lookup order, and the names they hold.
+/// Every served bundle, read as one chain (as an increment is read with its bases), and the
+/// names each holds, in the chain's order.
 pub(crate) struct Catalog {
+    chain: BundleChain,
     bundles: Vec<Served>,
     /// Repository → its tags, over all bundles; a repository saved only by digest has none.
     repositories: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Catalog {
-    /// `readers` in lookup order: a tag held by several bundles is answered by the first.
-    pub(crate) fn new(readers: Vec<BundleReader>) -> Catalog {
+    /// The chain's bundles in lookup order: a tag held by several is answered by the first, a
+    /// blob by the first that carries it.
+    pub(crate) fn new(chain: BundleChain) -> Catalog {
         let mut repositories: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        let bundles = readers
-            .into_iter()
+        let bundles = chain
+            .bundles()
+            .iter()
             .map(|reader| {
                 let mut references = HashSet::new();
                 let mut tops = HashMap::new();
@@ -89,7 +93,6 @@ impl Catalog {
                     .filter_map(|digest| digest.parse().ok())
                     .collect();
                 Served {
-                    reader,
                     references,
                     tops,
                     children,
@@ -97,6 +100,7 @@ impl Catalog {
             })
             .collect();
         Catalog {
+            chain,
             bundles,
             repositories,
         }
@@ -114,7 +118,7 @@ impl Catalog {
         reference: &str,
     ) -> engine::Result<Option<Manifest>> {
         let digest = reference.parse::<Digest>().ok();
-        for bundle in &self.bundles {
+        for (reader, bundle) in self.chain.bundles().iter().zip(&self.bundles) {
             // Only names the meta lists as manifests are asked for: the reader would also hand
             // out a config blob asked for by digest, which JSON sniffing takes for a manifest.
             let (repository, reference) = match &digest {
@@ -131,23 +135,15 @@ impl Catalog {
                 }
                 None => continue,
             };
-            return bundle
-                .reader
-                .manifest(repository, reference)
-                .await
-                .map(Some);
+            return reader.manifest(repository, reference).await.map(Some);
         }
         Ok(None)
     }
 
     /// The first bundle whose data files hold the blob, with the blob's size.
     fn blob(&self, digest: &Digest) -> Option<(&BundleReader, u64)> {
-        self.bundles.iter().find_map(|bundle| {
-            bundle
-                .reader
-                .blob_size(digest)
-                .map(|size| (&bundle.reader, size))
-        })
+        let reader = self.chain.carrier_of(digest)?;
+        reader.blob_size(digest).map(|size| (reader, size))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Test support for the workspace's integration tests: real CNCF distribution registries on
 //! loopback ports, real test images pushed to them, and `skopeo` as an independent judge.
 //!
-//! The design rule (design notes §5) is that integration tests run against real components, never
+//! The project's rule is that integration tests run against real components, never
 //! against a fake registry. This crate starts `docker-registry` processes on free `127.0.0.1`
 //! ports (plain HTTP, htpasswd auth or TLS with a test CA), pushes Docker schema2 images over the
 //! registry API and OCI images and indexes with `skopeo`, and checks results with `skopeo`, which

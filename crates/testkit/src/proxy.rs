@@ -1,6 +1,6 @@
 //! A fault-injecting HTTP/1.1 reverse proxy to put in front of a real [`TestRegistry`].
 //!
-//! The design notes (§5) allow a fake HTTP server for fault injection but never instead of the
+//! The project allows a server of its own for fault injection but never instead of the
 //! real registry. This proxy is that compromise: every request reaches the real `docker-registry`
 //! unless a [`Rule`] says otherwise, so the protocol stays real, and tests can still make one
 //! request fail with 500, 503 or 429, corrupt or cut a body, slow it down, refuse an upload style

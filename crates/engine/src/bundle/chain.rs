@@ -29,25 +29,17 @@ impl BundleChain {
     }
 
     fn carrier(&self, digest: &Digest) -> &BundleReader {
-        self.bundles
-            .iter()
-            .find(|bundle| bundle.carries(digest))
-            .unwrap_or_else(|| self.top())
+        self.carrier_of(digest).unwrap_or_else(|| self.top())
     }
 
-    /// Blobs that the images of the top bundle reference and no bundle of the chain carries,
-    /// sorted: what an engine would miss, so a load must refuse before it starts.
-    pub fn missing_blobs(&self) -> Vec<Digest> {
-        let mut missing: Vec<Digest> = self
-            .top()
-            .meta()
-            .referenced_blobs()
-            .into_keys()
-            .filter_map(|hex| Digest::from_hex(&hex).ok())
-            .filter(|digest| !self.bundles.iter().any(|bundle| bundle.carries(digest)))
-            .collect();
-        missing.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        missing
+    /// The first bundle of the chain whose data files hold the blob.
+    pub fn carrier_of(&self, digest: &Digest) -> Option<&BundleReader> {
+        self.bundles.iter().find(|bundle| bundle.carries(digest))
+    }
+
+    /// The bundles, the top first.
+    pub fn bundles(&self) -> &[BundleReader] {
+        &self.bundles
     }
 }
 
@@ -55,6 +47,18 @@ impl BundleChain {
 impl ImageSource for BundleChain {
     fn describe(&self) -> String {
         self.top().describe()
+    }
+
+    fn carries(&self, digest: &Digest) -> bool {
+        self.bundles.iter().any(|bundle| bundle.carries(digest))
+    }
+
+    fn may_lack_blobs(&self) -> bool {
+        self.bundles.iter().any(|bundle| {
+            bundle.meta().referenced_blobs().into_keys().any(|hex| {
+                Digest::from_hex(&hex).is_ok_and(|digest| !ImageSource::carries(self, &digest))
+            })
+        })
     }
 
     async fn manifest(&self, repository: &str, reference: &str) -> Result<Manifest> {

@@ -266,6 +266,17 @@ impl BundleReader {
 
 #[async_trait]
 impl ImageSource for BundleReader {
+    fn carries(&self, digest: &Digest) -> bool {
+        BundleReader::carries(self, digest)
+    }
+
+    fn may_lack_blobs(&self) -> bool {
+        self.meta
+            .referenced_blobs()
+            .into_keys()
+            .any(|hex| self.locate(&hex).is_none())
+    }
+
     fn describe(&self) -> String {
         self.name.clone()
     }

@@ -220,9 +220,9 @@ fn padded(size: u64) -> u64 {
 }
 
 impl BundleWriter {
+    /// Creates nothing yet: the folder is made with the first data file, so a job refused
+    /// before its first blob leaves nothing behind.
     pub fn new(options: BundleWriterOptions) -> Result<BundleWriter> {
-        std::fs::create_dir_all(&options.directory)
-            .map_err(|e| Error::io(&options.directory, e))?;
         // An archive is one file; the index files at its end must see every image.
         let parallel = match options.layout {
             EntryLayout::Original => options.parallel_parts.max(1),
@@ -259,6 +259,8 @@ impl BundleWriter {
             EntryLayout::Original => format!("{}_{number}.tar", self.options.work_name),
             EntryLayout::Archive => format!("{}_docker.tar", self.options.work_name),
         };
+        std::fs::create_dir_all(&self.options.directory)
+            .map_err(|e| Error::io(&self.options.directory, e))?;
         // Never overwrites: an earlier bundle of the same name must survive.
         Part::create(&self.options.directory, name, self.options.fast)
     }
@@ -477,6 +479,8 @@ impl BundleWriter {
             })
             .collect();
         let path = self.meta_path();
+        std::fs::create_dir_all(&self.options.directory)
+            .map_err(|e| Error::io(&self.options.directory, e))?;
         meta.write_atomically(&path)?;
         Ok(path)
     }

@@ -45,6 +45,19 @@ pub trait ImageSource: Send + Sync {
     fn mount_hints(&self, _digest: &Digest) -> Vec<String> {
         Vec::new()
     }
+
+    /// Whether this source can give the blob. An incremental bundle cannot give the blobs it
+    /// leaves to its bases: those must already be at the destination
+    /// ([`crate::precheck::lacking_blobs`] says so before anything moves).
+    fn carries(&self, _digest: &Digest) -> bool {
+        true
+    }
+
+    /// Whether some image here may need a blob this source does not carry: only then is the
+    /// check before a job worth its manifest reads (a registry carries all it names).
+    fn may_lack_blobs(&self) -> bool {
+        false
+    }
 }
 
 /// Where images are written to.

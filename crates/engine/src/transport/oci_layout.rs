@@ -106,6 +106,16 @@ impl ImageSource for OciLayoutSource {
         self.directory.display().to_string()
     }
 
+    fn carries(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    fn may_lack_blobs(&self) -> bool {
+        // Which blobs its images use is only known by reading every manifest: the check
+        // before the job does that, from the local disk.
+        true
+    }
+
     async fn manifest(&self, repository: &str, reference: &str) -> Result<Manifest> {
         let wanted = format!("{repository}:{reference}");
         let (digest, media_type) = match reference.parse::<Digest>() {
@@ -211,10 +221,10 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl OciLayoutDestination {
-    /// Opens a layout to add images to, creating it when `directory` does not exist or is
-    /// empty. A directory holding something else is refused: nothing of it is overwritten.
+    /// Opens a layout to add images to, made when the first blob is written if `directory`
+    /// does not exist or is empty. A directory holding something else is refused: nothing of
+    /// it is overwritten.
     pub fn open(directory: &Path, key_prefix: String) -> Result<OciLayoutDestination> {
-        let io = |path: &Path, e| Error::io(path, e);
         let marker = directory.join("oci-layout");
         let entries = if marker.exists() {
             read_index(directory).or_else(|error| match directory.join("index.json").exists() {
@@ -232,10 +242,7 @@ impl OciLayoutDestination {
             }
             Vec::new()
         };
-        let blobs = directory.join("blobs/sha256");
-        std::fs::create_dir_all(&blobs).map_err(|e| io(&blobs, e))?;
-        std::fs::write(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#)
-            .map_err(|e| io(&marker, e))?;
+        // Nothing is created yet: a job refused before its first blob leaves no folder.
         Ok(OciLayoutDestination {
             directory: directory.to_path_buf(),
             key_prefix,
@@ -258,6 +265,10 @@ impl OciLayoutDestination {
             fastrand::u32(..)
         ));
         let written = async {
+            let folder = self.directory.join("blobs/sha256");
+            tokio::fs::create_dir_all(&folder)
+                .await
+                .map_err(|e| Error::io(&folder, e))?;
             let mut file = tokio::fs::File::create(&partial)
                 .await
                 .map_err(|e| Error::io(&partial, e))?;
@@ -434,6 +445,11 @@ impl ImageDestination for OciLayoutDestination {
         let path = self.directory.join("index.json");
         let partial = self.directory.join(".index.json.partial");
         let written = (|| {
+            std::fs::create_dir_all(&self.directory)?;
+            std::fs::write(
+                self.directory.join("oci-layout"),
+                br#"{"imageLayoutVersion":"1.0.0"}"#,
+            )?;
             let mut file = std::fs::File::create(&partial)?;
             file.write_all(&serde_json::to_vec_pretty(&index).map_err(std::io::Error::other)?)?;
             file.sync_all()?;

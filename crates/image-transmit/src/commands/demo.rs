@@ -27,6 +27,7 @@ use super::RunError;
 use crate::messages::explain;
 use crate::printer::say;
 use crate::registry_server::{Catalog, serve};
+use engine::bundle::chain::BundleChain;
 
 /// Removes the demo's directory however the demo ends.
 struct Scratch(PathBuf);
@@ -68,9 +69,11 @@ pub(crate) async fn run() -> anyhow::Result<ExitCode> {
     let reader = BundleReader::open(&first).map_err(fail)?;
     let stop = CancellationToken::new();
     let stopped = stop.clone();
-    let server = tokio::spawn(serve(listener, Catalog::new(vec![reader]), async move {
-        stopped.cancelled().await
-    }));
+    let server = tokio::spawn(serve(
+        listener,
+        Catalog::new(BundleChain::new(reader, Vec::new())),
+        async move { stopped.cancelled().await },
+    ));
     let url = format!("http://{address}");
     say!("3. {}", t!("demo.served", url = url));
 

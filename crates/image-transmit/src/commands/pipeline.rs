@@ -12,6 +12,7 @@ use engine::bundle::chain::BundleChain;
 use engine::bundle::reader::BundleReader;
 use engine::bundle::writer::{BundleWriter, BundleWriterOptions};
 use engine::plan::{self, ImagePair, ListOptions, RegistryAddress};
+use engine::precheck::{LackingBlob, lacking_blobs};
 use engine::transport::oci_layout::{OciLayoutDestination, OciLayoutSource};
 use engine::transport::registry::{RegistryDestination, RegistrySource};
 use engine::transport::{ImageDestination, ImageSource, Location, LocationError, TRANSPORTS};
@@ -202,25 +203,28 @@ fn open_source_location(
     }
 }
 
-/// A bundle read with the bundles it builds on, refused when together they lack a blob: only
-/// a registry keeps earlier images' blobs to build on.
+/// A bundle read with the bundles it builds on; what together they lack is found before the
+/// job ([`lacking_blobs`]).
 fn whole_chain(reader: BundleReader, bases: &[PathBuf]) -> anyhow::Result<BundleChain> {
     let bases = bases
         .iter()
         .map(|base| open_bundle(base))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let chain = BundleChain::new(reader, bases);
-    let missing = chain.missing_blobs();
-    if missing.is_empty() {
-        return Ok(chain);
-    }
-    let lines: Vec<String> = missing.iter().map(|d| format!("  {d}")).collect();
-    Err(RunError(format!(
+    Ok(BundleChain::new(reader, bases))
+}
+
+/// An increment going where no earlier blobs are kept (an engine, a file) without the bundles
+/// it builds on.
+fn engine_or_file_lacks(lacking: &[LackingBlob]) -> String {
+    let mut digests: Vec<&registry::Digest> = lacking.iter().map(|blob| &blob.digest).collect();
+    digests.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    digests.dedup();
+    let lines: Vec<String> = digests.iter().map(|d| format!("  {d}")).collect();
+    format!(
         "{}\n{}",
-        t!("load.missing_blobs", count = missing.len()),
+        t!("load.missing_blobs", count = digests.len()),
         lines.join("\n")
-    ))
-    .into())
+    )
 }
 
 /// A destination, opened.
@@ -438,13 +442,17 @@ pub(crate) async fn run(
     }
 
     check_before_any_image(&source, &destination, settings, &pairs).await?;
+    // A bundle into a registry: which base bundle to upload first, if its blobs are missing.
+    let mut bundle = None;
     let image_source: Arc<dyn ImageSource> = match source.source {
         SourceHandle::Ready(ready) => ready,
         SourceHandle::BundleForRegistry(mut reader) => {
             if let Some(target) = &destination.registry {
-                super::upload::settle_bases(&mut reader, target, &options, &pairs).await?;
+                super::upload::settle_bases(&mut reader, target, &options).await;
             }
-            Arc::new(*reader)
+            let reader = Arc::new(*reader);
+            bundle = Some(reader.clone());
+            reader
         }
     };
     let mut platforms = platform_filters(request.platform.as_deref(), config)?;
@@ -463,6 +471,23 @@ pub(crate) async fn run(
         loaded_name_host: destination.loaded_host.clone().or(naming.host.clone()),
         ..CopyOptions::default()
     };
+    let lacking = lacking_blobs(
+        image_source.as_ref(),
+        Some(&destination.sink),
+        &copy_options,
+        &pairs,
+    )
+    .await
+    .map_err(|e| RunError(explain(&e)))?;
+    if !lacking.is_empty() {
+        return Err(RunError(match (&destination.registry, &bundle) {
+            (Some(target), Some(bundle)) => {
+                super::upload::base_blobs_missing(bundle, target, &lacking)
+            }
+            _ => engine_or_file_lacks(&lacking),
+        })
+        .into());
+    }
     let report = run_job(
         request.command,
         image_source,

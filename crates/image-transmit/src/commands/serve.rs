@@ -8,8 +8,11 @@ use std::io::ErrorKind;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use engine::CopyOptions;
+use engine::bundle::chain::BundleChain;
 use engine::bundle::reader::BundleReader;
-use registry::Digest;
+use engine::plan::{ListOptions, plan_line};
+use engine::precheck::lacking_blobs;
 use rust_i18n::t;
 use tokio::net::TcpListener;
 
@@ -24,13 +27,19 @@ pub(crate) async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     for meta in &args.metas {
         readers.push(open(meta.clone()).await?);
     }
-    warn_about_missing_base_blobs(&readers, &args.metas);
     for reader in &readers {
         super::upload::warn_rewritten(reader);
     }
+    let keys: Vec<Vec<String>> = readers.iter().map(BundleReader::image_keys).collect();
     // Later bundles win: listed as they were made (`data/*/img_*_meta.yaml` sorts a base before
     // its increments), an increment that re-saved a tag answers for it.
     readers.reverse();
+    let mut readers = readers.into_iter();
+    let top = readers
+        .next()
+        .ok_or_else(|| UsageError(t!("serve.no_bundle").to_string()))?;
+    let chain = BundleChain::new(top, readers.collect());
+    warn_about_missing_base_blobs(&chain, &args.metas, &keys).await?;
 
     let listener = TcpListener::bind(&args.listen).await.map_err(|e| {
         let message = t!(
@@ -55,7 +64,7 @@ pub(crate) async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             url = format!("http://{address}")
         )
     );
-    serve(listener, Catalog::new(readers), stop_requested()).await?;
+    serve(listener, Catalog::new(chain), stop_requested()).await?;
     say!("{}", t!("serve.stopped"));
     Ok(ExitCode::SUCCESS)
 }
@@ -68,27 +77,41 @@ async fn open(meta: PathBuf) -> anyhow::Result<BundleReader> {
 }
 
 /// An increment served without its base cannot give the blobs it left to the base; saying so
-/// at start beats a node failing halfway through a pull.
-fn warn_about_missing_base_blobs(readers: &[BundleReader], metas: &[PathBuf]) {
-    for (reader, meta) in readers.iter().zip(metas) {
-        let missing: HashSet<Digest> = reader
-            .meta()
-            .blobs_assumed()
-            .into_iter()
-            .map(|blob| blob.digest)
-            .filter(|digest| !readers.iter().any(|other| other.carries(digest)))
-            .collect();
-        if !missing.is_empty() {
+/// at start beats a node failing halfway through a pull. The same check as before any job
+/// ([`lacking_blobs`]), with nothing at the destination: a pulling node is assumed to have
+/// nothing yet.
+async fn warn_about_missing_base_blobs(
+    chain: &BundleChain,
+    metas: &[PathBuf],
+    keys: &[Vec<String>],
+) -> anyhow::Result<()> {
+    let pairs: Vec<_> = keys
+        .iter()
+        .flatten()
+        .filter_map(|key| plan_line(key, &ListOptions::default()).ok())
+        .collect();
+    let lacking = lacking_blobs(chain, None, &CopyOptions::default(), &pairs)
+        .await
+        .map_err(|e| RunError(explain(&e)))?;
+    for (meta, keys) in metas.iter().zip(keys) {
+        let count = lacking
+            .iter()
+            .filter(|blob| keys.contains(&blob.line))
+            .map(|blob| &blob.digest)
+            .collect::<HashSet<_>>()
+            .len();
+        if count > 0 {
             alert!(
                 "{}",
                 t!(
                     "serve.missing_base_blobs",
                     meta = meta.display(),
-                    count = missing.len()
+                    count = count
                 )
             );
         }
     }
+    Ok(())
 }
 
 /// Ctrl-C (or SIGTERM from a service manager) stops the server; requests in flight finish.

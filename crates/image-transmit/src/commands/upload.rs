@@ -5,13 +5,15 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use engine::bundle::parts::check_parts;
 use engine::bundle::reader::BundleReader;
 use engine::plan::{self, ImagePair, InvalidLine, ListOptions};
-use engine::transport::ImageSource;
+use engine::precheck::{LackingBlob, lacking_blobs};
 use engine::transport::Location;
-use registry::manifest::{self, ParsedManifest};
+use engine::transport::registry::RegistryDestination;
+use engine::{CopyOptions, Sink};
 use registry::{Digest, Registry};
 use rust_i18n::t;
 
@@ -68,19 +70,31 @@ pub(crate) async fn prepare(
             .map_err(|e| RunError(explain_registry(&e)))?;
     }
 
-    settle_bases(&mut reader, target, &options, &pairs).await?;
+    settle_bases(&mut reader, target, &options).await;
+    let lacking = lacking_blobs(
+        &reader,
+        Some(&Sink::Pieces(Arc::new(RegistryDestination::new(
+            target.clone(),
+        )))),
+        &CopyOptions::default(),
+        &pairs,
+    )
+    .await
+    .map_err(|e| RunError(explain(&e)))?;
+    if !lacking.is_empty() {
+        return Err(RunError(base_blobs_missing(&reader, target, &lacking)).into());
+    }
     Ok(PreparedUpload { pairs, invalid })
 }
 
 /// Finds where on the target the blobs an increment leaves to its bases are (where the base
-/// put them, else any repository of the target's catalog), so they can be mounted; refuses
-/// the upload before anything moves if any is missing.
+/// put them, else any repository of the target's catalog), so they can be mounted; whether any
+/// is missing is [`lacking_blobs`]'s to say.
 pub(crate) async fn settle_bases(
     reader: &mut BundleReader,
     target: &Registry,
     options: &ListOptions,
-    pairs: &[ImagePair],
-) -> anyhow::Result<()> {
+) {
     let locations: HashMap<Digest, Vec<String>> = reader
         .base_repositories()
         .into_iter()
@@ -95,7 +109,6 @@ pub(crate) async fn settle_bases(
         .collect();
     let locations = find_unplaced_base_blobs(target, locations).await;
     reader.set_base_locations(locations);
-    refuse_missing_base_blobs(reader, target, pairs).await
 }
 
 /// A squashfs bundle's images reach the target under new digests: one warning line each.
@@ -158,54 +171,22 @@ async fn find_unplaced_base_blobs(
     locations
 }
 
-/// An incremental bundle leaves some blobs to its bases. If the target lacks any of them the
-/// upload would fail late and leave images half-pushed, so it is refused before anything moves.
-async fn refuse_missing_base_blobs(
+/// The refusal of an increment whose base blobs the target lacks: each image and blob, and
+/// which base bundle to upload first, when the meta says.
+pub(crate) fn base_blobs_missing(
     reader: &BundleReader,
     target: &Registry,
-    pairs: &[ImagePair],
-) -> anyhow::Result<()> {
-    let mut missing = Vec::new();
-    let mut missing_blobs = Vec::new();
-    for pair in pairs {
-        let Ok(top) = reader
-            .manifest(&pair.source.repository, &pair.source.reference.to_string())
-            .await
-        else {
-            continue;
-        };
-        for blob in image_blobs(reader, pair, &top).await {
-            if reader.carries(&blob) {
-                continue;
-            }
-            let mut places = vec![pair.target.repository.clone()];
-            places.extend(reader.mount_hints(&blob));
-            let mut found = false;
-            for repository in &places {
-                if target
-                    .blob_size(repository, &blob, false)
-                    .await
-                    .map_err(|e| RunError(explain_registry(&e)))?
-                    .is_some()
-                {
-                    found = true;
-                    break;
-                }
-            }
-            if !found {
-                missing.push(format!("  {} {}", pair.line, blob.short()));
-                missing_blobs.push(blob);
-            }
-        }
-    }
-    if missing.is_empty() {
-        return Ok(());
-    }
+    lacking: &[LackingBlob],
+) -> String {
+    let mut missing: Vec<String> = lacking
+        .iter()
+        .map(|blob| format!("  {} {}", blob.line, blob.digest.short()))
+        .collect();
     missing.sort();
     missing.dedup();
-    // Which bundle to upload first, when the meta says: the original's and ours both record it.
+    let digests: Vec<Digest> = lacking.iter().map(|blob| blob.digest.clone()).collect();
     let bases: Vec<String> = reader
-        .bases_of(&missing_blobs)
+        .bases_of(&digests)
         .into_iter()
         .map(|(name, beside)| match beside {
             Some(path) => t!(
@@ -231,31 +212,5 @@ async fn refuse_missing_base_blobs(
         text.push('\n');
         text.push_str(&base);
     }
-    Err(RunError(text).into())
-}
-
-/// The blobs of an image, children of an index included.
-async fn image_blobs(
-    reader: &BundleReader,
-    pair: &ImagePair,
-    top: &engine::transport::Manifest,
-) -> Vec<Digest> {
-    let mut blobs = Vec::new();
-    match manifest::parse(&top.media_type, &top.bytes, &pair.line) {
-        Ok(ParsedManifest::Image(image)) => blobs.extend(image.blobs().map(|b| b.digest.clone())),
-        Ok(ParsedManifest::Index(index)) => {
-            for child in index.manifests {
-                if let Ok(child) = reader
-                    .manifest(&pair.source.repository, child.digest.as_str())
-                    .await
-                    && let Ok(ParsedManifest::Image(image)) =
-                        manifest::parse(&child.media_type, &child.bytes, &pair.line)
-                {
-                    blobs.extend(image.blobs().map(|b| b.digest.clone()));
-                }
-            }
-        }
-        Err(_) => {}
-    }
-    blobs
+    text
 }

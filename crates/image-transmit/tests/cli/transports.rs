@@ -408,6 +408,19 @@ fn pairs_that_cannot_work_are_refused_in_one_sentence() {
         output_text(&output)
     );
 
+    // A source that cannot be reached: one sentence, exit 1, and no file or folder made.
+    let closed = format!("http://127.0.0.1:{}", testkit::free_port());
+    for destination in [
+        "bundle:out",
+        "oci:out",
+        "oci-archive:out",
+        "docker-archive:out",
+    ] {
+        let output = copy(dir.path(), &[&closed, destination, "team/app:1"]);
+        assert_eq!(output.status.code(), Some(1), "{}", output_text(&output));
+        assert!(!dir.path().join("out").exists(), "{destination}");
+    }
+
     // A folder that holds other things is not made into a layout.
     fs_err::create_dir(dir.path().join("notes")).unwrap();
     fs_err::write(dir.path().join("notes/todo.txt"), "keep me").unwrap();

@@ -3,7 +3,7 @@
 //! It exists because a bundle's data files are plain tar streams of blobs with no manifests in
 //! the original's format; the meta file carries the manifests (byte-exact, their sha256 is the
 //! image digest on the target), the list of data files with their sizes, and who stored which
-//! blob. We write a **superset** of the original tool's schema (§8.7 of the reference): every key
+//! blob. We write a **superset** of the original tool's schema (`docs/bundle-format.md`): every key
 //! the original reads has the meaning it gives it, so the original can still upload a tar bundle
 //! of single-platform images that we wrote; our additions (`format`, `entries`, `base_blobs`, …)
 //! are keys the original's yaml.v2 decoder silently ignores. `docs/bundle-format.md` is the
