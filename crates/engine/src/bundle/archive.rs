@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use registry::manifest::{self, ParsedManifest};
+use registry::manifest::{self, ImageManifest, ParsedManifest};
 use serde_json::json;
 
 use crate::plan::{ListOptions, plan_line};
@@ -27,6 +27,31 @@ pub const DOCKER_ORIGINAL: &str = "image-transmit.docker-manifest";
 /// The blob path inside an archive.
 pub fn blob_path(hex: &str) -> String {
     format!("blobs/sha256/{hex}")
+}
+
+/// A name's repository and tag, for `docker load`'s `RepoTags`; a name by digest has none.
+pub(crate) fn repo_tag(name: &str) -> Option<(&str, &str)> {
+    match name.rsplit_once(':') {
+        Some((repository, tag)) if !tag.contains('/') && !name.contains('@') => {
+            Some((repository, tag))
+        }
+        _ => None,
+    }
+}
+
+/// One image's entry in a `docker save` archive's `manifest.json`: its config and layers by
+/// their blob paths, and its name when it has a tag. Both docker archives use it: the file a
+/// bundle or `docker-archive:` writes, and the stream loaded into an engine.
+pub(crate) fn docker_save_entry(name: &str, image: &ImageManifest) -> serde_json::Value {
+    json!({
+        "Config": blob_path(image.config.digest.hex()),
+        "RepoTags": repo_tag(name).map(|_| name.to_string()).into_iter().collect::<Vec<_>>(),
+        "Layers": image
+            .layers
+            .iter()
+            .map(|layer| blob_path(layer.digest.hex()))
+            .collect::<Vec<_>>(),
+    })
 }
 
 /// The files that index an archive: name and content, in the order they are written.
@@ -84,28 +109,13 @@ pub fn index_files(
         else {
             continue;
         };
-        let layers: Vec<String> = image
-            .layers
-            .iter()
-            .map(|l| blob_path(l.digest.hex()))
-            .collect();
-        let repo_tag = match name.rsplit_once(':') {
-            Some((repository, tag)) if !tag.contains('/') && !name.contains('@') => {
-                if let Some(last) = image.layers.last() {
-                    repositories
-                        .entry(repository.to_string())
-                        .or_default()
-                        .insert(tag.to_string(), last.digest.hex().to_string());
-                }
-                Some(name.clone())
-            }
-            _ => None,
-        };
-        docker_entries.push(json!({
-            "Config": blob_path(image.config.digest.hex()),
-            "RepoTags": repo_tag.into_iter().collect::<Vec<_>>(),
-            "Layers": layers,
-        }));
+        if let (Some((repository, tag)), Some(last)) = (repo_tag(&name), image.layers.last()) {
+            repositories
+                .entry(repository.to_string())
+                .or_default()
+                .insert(tag.to_string(), last.digest.hex().to_string());
+        }
+        docker_entries.push(docker_save_entry(&name, &image));
     }
     let index = json!({
         "schemaVersion": 2,

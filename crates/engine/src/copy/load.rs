@@ -10,10 +10,9 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 use registry::manifest::{self, Descriptor, ImageManifest, ParsedManifest};
-use serde_json::json;
 
 use super::{Copied, CopyJob, Resolved};
-use crate::bundle::archive::blob_path;
+use crate::bundle::archive::{blob_path, docker_save_entry};
 use crate::checked_stream::{StreamFailure, Verified};
 use crate::error::{Error, Result};
 use crate::events::{BlobOutcome, Event, ImageId};
@@ -141,15 +140,7 @@ impl CopyJob {
         open_failure: &OpenFailure,
         counted: &Arc<AtomicU64>,
     ) -> ByteStream {
-        let index = json!([{
-            "Config": blob_path(parsed.config.digest.hex()),
-            "RepoTags": tag_of(name).into_iter().collect::<Vec<_>>(),
-            "Layers": parsed
-                .layers
-                .iter()
-                .map(|layer| blob_path(layer.digest.hex()))
-                .collect::<Vec<_>>(),
-        }]);
+        let index = serde_json::Value::Array(vec![docker_save_entry(name, parsed)]);
         let index = serde_json::to_vec(&index).unwrap_or_default();
 
         // Layers shared within the image (the same empty layer twice) are stored once.
@@ -216,12 +207,6 @@ impl CopyJob {
     }
 }
 
-/// The tag a name carries, for `RepoTags`; a name by digest has none.
-fn tag_of(name: &str) -> Option<String> {
-    let last = name.rsplit('/').next().unwrap_or(name);
-    (last.contains(':') && !name.contains('@')).then(|| name.to_string())
-}
-
 fn tar_header(name: &str, size: u64) -> Bytes {
     let mut header = tar::Header::new_ustar();
     // Names here are at most `blobs/sha256/` and 64 hex digits: they always fit.
@@ -255,12 +240,13 @@ mod tests {
 
     #[test]
     fn only_tagged_names_become_repo_tags() {
+        use crate::bundle::archive::repo_tag;
         assert_eq!(
-            tag_of("10.0.0.1:5000/team/app:1").as_deref(),
-            Some("10.0.0.1:5000/team/app:1")
+            repo_tag("10.0.0.1:5000/team/app:1"),
+            Some(("10.0.0.1:5000/team/app", "1"))
         );
-        assert_eq!(tag_of("10.0.0.1:5000/team/app"), None);
-        assert_eq!(tag_of("team/app@sha256:00"), None);
+        assert_eq!(repo_tag("10.0.0.1:5000/team/app"), None);
+        assert_eq!(repo_tag("team/app@sha256:00"), None);
     }
 
     #[test]
