@@ -106,6 +106,8 @@ pub(crate) struct CopyArgs {
     pub(crate) platform_as_manifest: bool,
     #[arg(long, value_name = "META")]
     pub(crate) base: Vec<PathBuf>,
+    #[arg(long)]
+    pub(crate) dry_run: bool,
     #[arg(value_name = "IMAGE")]
     pub(crate) images: Vec<String>,
     #[command(flatten)]

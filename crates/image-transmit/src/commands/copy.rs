@@ -27,6 +27,7 @@ pub(crate) async fn run(args: &CopyArgs, config: &Config) -> anyhow::Result<Exit
     request.target_tls = args.target_tls.clone();
     request.json = args.json.clone();
     request.bases = args.base.clone();
+    request.dry_run = args.dry_run;
     pipeline::run(request, config, &settings).await
 }
 

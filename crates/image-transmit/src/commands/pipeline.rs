@@ -11,13 +11,14 @@ use std::sync::Arc;
 use engine::bundle::chain::BundleChain;
 use engine::bundle::reader::BundleReader;
 use engine::bundle::writer::{BundleWriter, BundleWriterOptions};
-use engine::plan::{self, ImagePair, ListOptions, RegistryAddress};
+use engine::plan::{self, ImagePair, InvalidLine, ListOptions, RegistryAddress};
 use engine::precheck::{LackingBlob, lacking_blobs};
 use engine::transport::oci_layout::{OciLayoutDestination, OciLayoutSource};
 use engine::transport::registry::{RegistryDestination, RegistrySource};
 use engine::transport::{ImageDestination, ImageSource, Location, LocationError, TRANSPORTS};
 use engine::{CopyOptions, PlatformFilter};
-use registry::Registry;
+use futures_util::StreamExt;
+use registry::{Digest, Registry};
 use rust_i18n::t;
 
 use super::save::BundleSettings;
@@ -27,8 +28,8 @@ use super::{
 };
 use crate::cli::{SourceTls, TargetTls};
 use crate::config::Config;
-use crate::messages::{explain, explain_registry};
-use crate::printer::say;
+use crate::messages::{explain, explain_for, explain_registry};
+use crate::printer::{problem, say};
 
 /// What a job was asked to do, after the command line is read: every command fills one in.
 pub(crate) struct JobRequest {
@@ -50,6 +51,8 @@ pub(crate) struct JobRequest {
     /// containerd's snapshotter and socket, when not the default.
     pub(crate) snapshotter: Option<String>,
     pub(crate) containerd_address: Option<String>,
+    /// Plan and check only: show what would be copied, move nothing.
+    pub(crate) dry_run: bool,
 }
 
 impl JobRequest {
@@ -69,6 +72,7 @@ impl JobRequest {
             bundle: None,
             snapshotter: None,
             containerd_address: None,
+            dry_run: false,
         }
     }
 }
@@ -391,12 +395,38 @@ fn naming_host(source: &OpenedSource, pairs: &[ImagePair]) -> Option<String> {
     }
 }
 
+/// A job opened, planned and checked, nothing moved yet: what `--dry-run` and the web UI's
+/// Verify show, and what [`run`] then carries out.
+pub(crate) struct PreparedJob {
+    source: Arc<dyn ImageSource>,
+    /// The source for messages and reports.
+    source_described: String,
+    destination: OpenedDestination,
+    pub(crate) pairs: Vec<ImagePair>,
+    pub(crate) invalid: Vec<InvalidLine>,
+    options: CopyOptions,
+}
+
 /// Runs `request`: the whole pipeline from two locations to an exit status.
 pub(crate) async fn run(
     request: JobRequest,
     config: &Config,
     settings: &JobSettings,
 ) -> anyhow::Result<ExitCode> {
+    let job = prepare(&request, config, settings).await?;
+    if request.dry_run {
+        return Ok(show_plan(&job).await);
+    }
+    execute(job, &request, settings).await
+}
+
+/// Opens both sides, plans the list, and checks what can be checked before anything moves:
+/// both sides answer, the data files are whole, and every blob the images need is at hand.
+pub(crate) async fn prepare(
+    request: &JobRequest,
+    config: &Config,
+    settings: &JobSettings,
+) -> anyhow::Result<PreparedJob> {
     if !request.source.is_readable() {
         return Err(UsageError(
             t!(
@@ -407,7 +437,7 @@ pub(crate) async fn run(
         )
         .into());
     }
-    let source = open_source_location(&request, config, settings)?;
+    let source = open_source_location(request, config, settings)?;
     let lines = match (&source.all_images, &request.list, request.images.is_empty()) {
         (Some(all), None, true) => all.clone(),
         _ => read_lines(request.list.as_deref(), &request.images)?,
@@ -422,8 +452,8 @@ pub(crate) async fn run(
         configured: source.configured.clone(),
         host: naming_host(&source, &first_plan),
     };
-    let mut destination =
-        open_destination_location(&request, config, settings, &naming, first_plan.len()).await?;
+    let destination =
+        open_destination_location(request, config, settings, &naming, first_plan.len()).await?;
     let options = ListOptions {
         source: source.endpoint.clone(),
         target: destination.endpoint.clone(),
@@ -488,11 +518,35 @@ pub(crate) async fn run(
         })
         .into());
     }
+    Ok(PreparedJob {
+        source: image_source,
+        source_described: source.described,
+        destination,
+        pairs,
+        invalid,
+        options: copy_options,
+    })
+}
+
+/// Moves the images of a prepared job, finishes the destination, reports.
+async fn execute(
+    job: PreparedJob,
+    request: &JobRequest,
+    settings: &JobSettings,
+) -> anyhow::Result<ExitCode> {
+    let PreparedJob {
+        source,
+        source_described,
+        mut destination,
+        pairs,
+        invalid,
+        options,
+    } = job;
     let report = run_job(
         request.command,
-        image_source,
+        source,
         destination.sink.clone(),
-        copy_options,
+        options,
         settings,
         pairs,
         invalid,
@@ -517,12 +571,97 @@ pub(crate) async fn run(
         crate::report::write(
             path,
             request.command,
-            &source.described,
+            &source_described,
             &destination.described,
             &report,
         )?;
     }
     Ok(finish(&report))
+}
+
+/// One image of a prepared job, looked up on both sides: what `--dry-run` and the web UI's
+/// Verify show.
+pub(crate) struct PlannedImage {
+    pub(crate) line: String,
+    pub(crate) source: String,
+    pub(crate) target: String,
+    /// Its digest on the source, or why it was not found there.
+    pub(crate) found: Result<Digest, String>,
+    /// The destination already names exactly this image.
+    pub(crate) unchanged: bool,
+}
+
+/// Looks every planned image up: on the source, and whether the destination has it already.
+pub(crate) async fn look_up(job: &PreparedJob) -> Vec<PlannedImage> {
+    let parallel = job.options.max_connections.max(1);
+    futures_util::stream::iter(job.pairs.iter().cloned())
+        .map(|pair| async move {
+            let found = job
+                .source
+                .manifest(&pair.source.repository, &pair.source.reference.to_string())
+                .await
+                .map(|manifest| manifest.digest)
+                .map_err(|error| explain_for(&pair.line, &error));
+            let unchanged = match (&found, &job.destination.sink) {
+                (Ok(digest), Sink::Pieces(destination)) => destination
+                    .manifest_digest(&pair.target.repository, &pair.target.reference.to_string())
+                    .await
+                    .is_ok_and(|present| present.as_ref() == Some(digest)),
+                _ => false,
+            };
+            PlannedImage {
+                line: pair.line.clone(),
+                source: format!("{}/{}", job.source_described, pair.source),
+                target: format!("{}/{}", job.destination.described, pair.target),
+                found,
+                unchanged,
+            }
+        })
+        .buffered(parallel)
+        .collect()
+        .await
+}
+
+/// `--dry-run`: each image with what would happen to it, the invalid lines, a summary; exit
+/// status 1 when an image is missing or a line invalid, as the job itself would end.
+async fn show_plan(job: &PreparedJob) -> ExitCode {
+    let planned = look_up(job).await;
+    let (mut to_copy, mut unchanged, mut problems) = (0, 0, job.invalid.len());
+    for image in &planned {
+        let state = match &image.found {
+            Ok(_) if image.unchanged => {
+                unchanged += 1;
+                t!("plan.unchanged").to_string()
+            }
+            Ok(_) => {
+                to_copy += 1;
+                t!("plan.to_copy").to_string()
+            }
+            Err(reason) => {
+                problems += 1;
+                reason.clone()
+            }
+        };
+        say!("{} -> {}: {state}", image.source, image.target);
+    }
+    for line in &job.invalid {
+        let error = engine::Error::from(line.reason.clone());
+        problem!("  {}: {}", line.line, explain_for(&line.line, &error));
+    }
+    say!(
+        "{}",
+        t!(
+            "plan.summary",
+            to_copy = to_copy,
+            unchanged = unchanged,
+            problems = problems
+        )
+    );
+    if problems == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// One clear error for an unreachable registry or a wrong password, not one per image; for a

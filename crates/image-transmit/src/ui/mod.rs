@@ -27,16 +27,16 @@ use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use engine::plan::{self, ListOptions};
+use engine::plan;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 
-use crate::commands::{list_endpoint, open_registry};
+use crate::commands::{JobSettings, pipeline};
 use crate::config::{Config, RegistryEntry, Side};
-use crate::messages::{explain, explain_plan, explain_registry};
+use crate::messages::{explain, explain_plan};
 
 const PAGE: &str = include_str!("assets/index.html");
 const SCRIPT: &str = include_str!("assets/app.js");
@@ -426,67 +426,55 @@ struct VerifyRequest {
 }
 
 /// The original's Verify (the source → target mapping of every line), plus what it never did:
-/// whether each source image exists, asked with a HEAD.
+/// whether each source image exists. The same planning and checks as the job itself
+/// (`copy --dry-run`), so what Verify shows is what Start will do.
 async fn verify_list(
     State(state): State<Arc<UiState>>,
     Json(request): Json<VerifyRequest>,
 ) -> Response {
-    let (Some(source), Some(target)) = (
-        state.entry(Side::Source, &request.source),
-        state.entry(Side::Target, &request.target),
-    ) else {
+    if state.entry(Side::Source, &request.source).is_none()
+        || state.entry(Side::Target, &request.target).is_none()
+    {
         return bad_request(rust_i18n::t!("ui.pick_registries").to_string());
-    };
+    }
     let lines = match plan::parse_list(&request.list) {
         Ok(lines) => lines,
         Err(error) => return bad_request(explain_plan(&error)),
     };
     let config = state.config();
-    let (source_registry, target_registry) = match (
-        open_registry(&source, &config),
-        open_registry(&target, &config),
-    ) {
-        (Ok(source), Ok(target)) => (source, target),
-        (Err(error), _) | (_, Err(error)) => return bad_request(error.to_string()),
+    let mut job = pipeline::JobRequest::new(
+        "copy",
+        engine::transport::Location::Registry(request.source.clone()),
+        engine::transport::Location::Registry(request.target.clone()),
+    );
+    job.images = lines;
+    let settings = JobSettings::new(&config, &Default::default());
+    let prepared = match pipeline::prepare(&job, &config, &settings).await {
+        Ok(prepared) => prepared,
+        Err(error) => return bad_request(error.to_string()),
     };
-    let options = ListOptions {
-        source: Some(list_endpoint(&source_registry)),
-        target: Some(list_endpoint(&target_registry)),
-        target_namespace: target.repository.clone().filter(|n| !n.is_empty()),
-    };
-    let (pairs, invalid) = plan::plan(&lines, &options);
-    let checks = futures_util::stream::iter(pairs)
-        .map(|pair| {
-            let registry = source_registry.clone();
-            let target_host = target_registry.host().to_string();
-            async move {
-                let found = registry
-                    .head_manifest(
-                        &pair.source.repository,
-                        &pair.source.reference.to_string(),
-                        false,
-                    )
-                    .await;
-                let (exists, error) = match found {
-                    Ok(Some(_)) => (true, None),
-                    Ok(None) => (false, Some(rust_i18n::t!("ui.not_on_source").to_string())),
-                    Err(error) => (false, Some(explain_registry(&error))),
-                };
-                json!({
-                    "line": pair.line,
-                    "source": format!("{}/{}", registry.host(), pair.source),
-                    "target": format!("{target_host}/{}", pair.target),
-                    "exists": exists,
-                    "error": error,
-                })
-            }
-        })
-        .buffered(config.maxconn.max(1))
-        .collect::<Vec<_>>()
-        .await;
-    let invalid: Vec<Value> = invalid
+    let checks: Vec<Value> = pipeline::look_up(&prepared)
+        .await
         .into_iter()
-        .map(|line| json!({"line": line.line, "error": explain(&engine::Error::from(line.reason))}))
+        .map(|image| {
+            let (exists, error) = match image.found {
+                Ok(_) => (true, None),
+                Err(reason) => (false, Some(reason)),
+            };
+            json!({
+                "line": image.line,
+                "source": image.source,
+                "target": image.target,
+                "exists": exists,
+                "unchanged": image.unchanged,
+                "error": error,
+            })
+        })
+        .collect();
+    let invalid: Vec<Value> = prepared
+        .invalid
+        .iter()
+        .map(|line| json!({"line": line.line, "error": explain(&engine::Error::from(line.reason.clone()))}))
         .collect();
     Json(json!({"pairs": checks, "invalid": invalid})).into_response()
 }

@@ -546,3 +546,60 @@ fn quiet_writes_only_errors() {
         output_text(&output)
     );
 }
+
+/// `--dry-run`: the same planning and checks as the job, each image looked up on both sides,
+/// nothing moved or written.
+#[test]
+fn a_dry_run_says_what_would_be_copied_and_moves_nothing() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let images = three_images(&source, 80_000);
+    let dir = workdir();
+    let lines: Vec<String> = images.iter().map(line).collect();
+    let mut args = vec![
+        "--dry-run".to_string(),
+        source.url(),
+        "oci:planned".to_string(),
+    ];
+    args.extend(lines.clone());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = copy(dir.path(), &args);
+    assert_success(&output);
+    let text = output_text(&output);
+    assert_eq!(text.matches(": to copy").count(), 3, "{text}");
+    assert!(text.contains("nothing was copied"), "{text}");
+    assert!(!dir.path().join("planned").exists());
+
+    // Into a registry that has one of them already, with one image that is nowhere.
+    assert_success(&copy(
+        dir.path(),
+        &[&source.url(), &target.url(), &lines[0]],
+    ));
+    let output = copy(
+        dir.path(),
+        &[
+            "--dry-run",
+            &source.url(),
+            &target.url(),
+            &lines[0],
+            &lines[1],
+            "team/nowhere:1",
+        ],
+    );
+    let text = output_text(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("{}: already there", lines[0])),
+        "{text}"
+    );
+    assert!(text.contains(&format!("{}: to copy", lines[1])), "{text}");
+    assert!(text.contains("team/nowhere:1"), "{text}");
+    assert!(
+        text.contains("1 image(s) to copy, 1 already there, 1 with problems"),
+        "{text}"
+    );
+    assert_eq!(
+        served_digest(&target, &images[1].repository, &images[1].tag),
+        None
+    );
+}
