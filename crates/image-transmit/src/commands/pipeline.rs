@@ -407,6 +407,13 @@ pub(crate) struct PreparedJob {
     options: CopyOptions,
 }
 
+impl PreparedJob {
+    /// The destination as messages name it (a registry's host).
+    pub(crate) fn destination_described(&self) -> &str {
+        &self.destination.described
+    }
+}
+
 /// Runs `request`: the whole pipeline from two locations to an exit status.
 pub(crate) async fn run(
     request: JobRequest,

@@ -5,23 +5,20 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use engine::bundle::parts::check_parts;
 use engine::bundle::reader::BundleReader;
-use engine::plan::{self, ImagePair, InvalidLine, ListOptions};
-use engine::precheck::{LackingBlob, lacking_blobs};
+use engine::plan::{self, ListOptions};
+use engine::precheck::LackingBlob;
 use engine::transport::Location;
-use engine::transport::registry::RegistryDestination;
-use engine::{CopyOptions, Sink};
 use registry::{Digest, Registry};
 use rust_i18n::t;
 
 use super::pipeline::{self, JobRequest};
-use super::{JobSettings, RunError, list_endpoint};
+use super::{JobSettings, RunError};
 use crate::cli::UploadArgs;
-use crate::config::{Config, RegistryEntry};
-use crate::messages::{explain, explain_registry, rewritten_images};
+use crate::config::Config;
+use crate::messages::{explain, rewritten_images};
 use crate::printer::alert;
 
 pub(crate) async fn run(args: &UploadArgs, config: &Config) -> anyhow::Result<ExitCode> {
@@ -36,55 +33,6 @@ pub(crate) async fn run(args: &UploadArgs, config: &Config) -> anyhow::Result<Ex
     request.target_tls = args.target_tls.clone();
     request.json = args.json.clone();
     pipeline::run(request, config, &settings).await
-}
-
-/// An upload checked and planned, nothing pushed yet.
-pub(crate) struct PreparedUpload {
-    pub(crate) pairs: Vec<ImagePair>,
-    pub(crate) invalid: Vec<InvalidLine>,
-}
-
-/// Everything an upload checks before it pushes anything: every data file there with its
-/// size, the target reachable with the credentials, and every blob an incremental bundle leaves
-/// to its bases already on the target. `lines` picks images; `None` means all of the bundle's.
-/// The web UI runs this alone to show what an upload would do.
-pub(crate) async fn prepare(
-    meta_path: &Path,
-    target_entry: &RegistryEntry,
-    target: &Registry,
-    lines: Option<Vec<String>>,
-) -> anyhow::Result<PreparedUpload> {
-    refuse_damaged_parts(meta_path)?;
-    let mut reader = BundleReader::open(meta_path).map_err(|e| RunError(explain(&e)))?;
-    let lines = lines.unwrap_or_else(|| reader.image_keys());
-    let options = ListOptions {
-        source: None,
-        target: Some(list_endpoint(target)),
-        target_namespace: target_entry.repository.clone().filter(|n| !n.is_empty()),
-    };
-    let (pairs, invalid) = plan::plan(&lines, &options);
-    if let Some(first) = pairs.first() {
-        target
-            .check(&first.target.repository, true)
-            .await
-            .map_err(|e| RunError(explain_registry(&e)))?;
-    }
-
-    settle_bases(&mut reader, target, &options).await;
-    let lacking = lacking_blobs(
-        &reader,
-        Some(&Sink::Pieces(Arc::new(RegistryDestination::new(
-            target.clone(),
-        )))),
-        &CopyOptions::default(),
-        &pairs,
-    )
-    .await
-    .map_err(|e| RunError(explain(&e)))?;
-    if !lacking.is_empty() {
-        return Err(RunError(base_blobs_missing(&reader, target, &lacking)).into());
-    }
-    Ok(PreparedUpload { pairs, invalid })
 }
 
 /// Finds where on the target the blobs an increment leaves to its bases are (where the base

@@ -11,12 +11,13 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use engine::bundle::meta::BundleMeta;
 use engine::bundle::parts::check_parts;
+use engine::transport::Location;
 use rust_i18n::t;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{UiState, bad_request};
-use crate::commands::{open_registry, upload, verify};
+use crate::commands::{JobSettings, pipeline, verify};
 use crate::config::Side;
 use crate::messages::{explain, explain_part};
 
@@ -259,15 +260,17 @@ pub(super) async fn plan_upload(
     State(state): State<Arc<UiState>>,
     Json(request): Json<PlanRequest>,
 ) -> Response {
-    let Some(entry) = state.entry(Side::Target, &request.target) else {
+    if state.entry(Side::Target, &request.target).is_none() {
         return bad_request(t!("ui.pick_target").to_string());
-    };
+    }
     let config = state.config();
-    let target = match open_registry(&entry, &config) {
-        Ok(target) => target,
-        Err(error) => return bad_request(error.to_string()),
-    };
-    match upload::prepare(Path::new(&request.meta), &entry, &target, None).await {
+    let job = pipeline::JobRequest::new(
+        "upload",
+        Location::Bundle(request.meta.clone().into()),
+        Location::Registry(request.target.clone()),
+    );
+    let settings = JobSettings::new(&config, &Default::default());
+    match pipeline::prepare(&job, &config, &settings).await {
         Ok(prepared) => {
             let images: Vec<Value> = prepared
                 .pairs
@@ -275,7 +278,7 @@ pub(super) async fn plan_upload(
                 .map(|pair| {
                     json!({
                         "image": pair.line,
-                        "target": format!("{}/{}", target.host(), pair.target),
+                        "target": format!("{}/{}", prepared.destination_described(), pair.target),
                     })
                 })
                 .collect();
