@@ -552,16 +552,6 @@ impl ImageDestination for BundleWriter {
             || self.base_blob(&descriptor.digest).is_some())
     }
 
-    async fn mount_blob(
-        &self,
-        _repository: &str,
-        _descriptor: &Descriptor,
-        _from: &str,
-    ) -> Result<bool> {
-        // A bundle stores a blob once; has_blob already says so.
-        Ok(false)
-    }
-
     async fn put_blob(
         &self,
         _repository: &str,

@@ -69,13 +69,17 @@ pub trait ImageDestination: Send + Sync {
     async fn has_blob(&self, repository: &str, descriptor: &Descriptor) -> Result<bool>;
 
     /// Links a blob that `from` already holds into `repository` without transfer. Returns
-    /// false when the destination cannot (the caller then uploads).
+    /// false when the destination cannot (the caller then uploads). A destination with one
+    /// store for every repository (a bundle, a layout, an archive) never needs to: `has_blob`
+    /// already found any copy.
     async fn mount_blob(
         &self,
-        repository: &str,
-        descriptor: &Descriptor,
-        from: &str,
-    ) -> Result<bool>;
+        _repository: &str,
+        _descriptor: &Descriptor,
+        _from: &str,
+    ) -> Result<bool> {
+        Ok(false)
+    }
 
     /// Stores a blob from a stream. The stream fails at its end if the content does not match
     /// the descriptor, and the destination must then commit nothing.

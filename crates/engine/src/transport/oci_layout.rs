@@ -334,16 +334,6 @@ impl ImageDestination for OciLayoutDestination {
             .is_ok_and(|found| found.len() == descriptor.size))
     }
 
-    async fn mount_blob(
-        &self,
-        _repository: &str,
-        _descriptor: &Descriptor,
-        _from: &str,
-    ) -> Result<bool> {
-        // One blob store for every image: has_blob already found any copy.
-        Ok(false)
-    }
-
     async fn put_blob(
         &self,
         _repository: &str,

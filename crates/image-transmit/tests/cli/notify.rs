@@ -474,12 +474,7 @@ fn save_and_upload_notify_at_their_end() {
     let (source, _) = source_with_image();
     let target = TestRegistry::start();
     let receiver = Receiver::start(Behaviour::Answer(200));
-    let dir = workdir();
-    write(
-        dir.path(),
-        "cfg.yaml",
-        &format!("webhook:\n- url: {}\n", receiver.url("/hook")),
-    );
+    let dir = with_webhook(&receiver);
 
     let saved = save_output(dir.path(), &source.url(), &["team/app:1.0"]);
     assert_success(&saved);
@@ -553,12 +548,7 @@ fn watch_tells_of_each_image_then_of_the_cycle() {
     let (source, image) = source_with_image();
     let target = TestRegistry::start();
     let receiver = Receiver::start(Behaviour::Answer(200));
-    let dir = workdir();
-    write(
-        dir.path(),
-        "cfg.yaml",
-        &format!("webhook:\n- url: {}\n", receiver.url("/hook")),
-    );
+    let dir = with_webhook(&receiver);
     write(dir.path(), "watch.lst", "team/app\n");
     let output = image_transmit(dir.path())
         .args([
@@ -596,12 +586,7 @@ fn watch_tells_of_an_image_while_others_are_still_moving() {
     let quick = push_oci_image(&source, "team/quick", "1", &[Layer::random(79_002, 2_000)]);
     let target = TestRegistry::start();
     let receiver = Receiver::start(Behaviour::Answer(200));
-    let dir = workdir();
-    write(
-        dir.path(),
-        "cfg.yaml",
-        &format!("webhook:\n- url: {}\n", receiver.url("/hook")),
-    );
+    let dir = with_webhook(&receiver);
     write(dir.path(), "watch.lst", "team/big\nteam/quick\n");
     let mut watch = std::process::Command::new(assert_cmd::cargo::cargo_bin("image-transmit"))
         .current_dir(dir.path())
@@ -639,4 +624,15 @@ fn watch_tells_of_an_image_while_others_are_still_moving() {
     let events: Vec<Value> = receiver.received().iter().map(Received::json).collect();
     let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
     assert_eq!(kinds, ["image_finished", "image_finished", "job_finished"]);
+}
+
+/// A working folder whose cfg.yaml sends every notification to `receiver`'s `/hook`.
+fn with_webhook(receiver: &Receiver) -> tempfile::TempDir {
+    let dir = workdir();
+    write(
+        dir.path(),
+        "cfg.yaml",
+        &format!("webhook:\n- url: {}\n", receiver.url("/hook")),
+    );
+    dir
 }

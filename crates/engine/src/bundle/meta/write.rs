@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::read::parse_options;
-use super::{BundleMeta, FORMAT_VERSION, MetaError, bundle_dir};
+use super::{BundleMeta, FORMAT_VERSION, MetaError};
 
 impl BundleMeta {
     /// An empty meta of our format, stamped with the current time.
@@ -83,7 +83,7 @@ impl BundleMeta {
         // Persist the rename itself (Unix); elsewhere opening a directory is not possible and
         // the rename is as durable as the platform makes it.
         #[cfg(unix)]
-        if let Ok(dir) = fs::File::open(bundle_dir(path)) {
+        if let Ok(dir) = fs::File::open(super::bundle_dir(path)) {
             let _ = dir.sync_all();
         }
         Ok(())
