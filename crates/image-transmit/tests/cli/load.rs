@@ -10,7 +10,7 @@ use testkit::{
     push_oci_image, push_oci_index,
 };
 
-use crate::bundle_support::{assert_success, line, output_text, save};
+use crate::bundle_support::{announced_meta, assert_success, line, output_text, save};
 use crate::common::{image_transmit, workdir, write};
 
 /// `image-transmit ARGS…` in `dir` with `DOCKER_HOST` at `podman`.
@@ -325,42 +325,59 @@ fn files_load_into_docker_and_containerd() {
     let source = TestRegistry::start();
     let image = push_oci_image(&source, "team/app", "1", &[Layer::random(75_001, 6_000)]);
     let dir = workdir();
-    assert_success(&copy_in(
-        dir.path(),
-        &[&source.url(), "oci:layout", &line(&image)],
-    ));
-    assert_success(&copy_in(
-        dir.path(),
-        &[&source.url(), "docker-archive:app.tar", &line(&image)],
-    ));
-    let name = format!("{}/{}", source.host(), line(&image));
+    // Each kind of file holds the image under a name of its own (a bundle keeps the source's).
+    let mut files = Vec::new();
+    for (kind, written) in [
+        ("oci", "oci:layout"),
+        ("oci-archive", "oci-archive:app-oci.tar"),
+        ("docker-archive", "docker-archive:app.tar"),
+        ("bundle", "bundle:offline"),
+    ] {
+        let renamed = format!("{} -> kinds/{kind}:1", line(&image));
+        let output = copy_in(dir.path(), &[&source.url(), written, &renamed]);
+        assert_success(&output);
+        let (readable, name) = match kind {
+            "bundle" => (
+                format!("bundle:{}", announced_meta(dir.path(), &output).display()),
+                format!("{}/{}", source.host(), line(&image)),
+            ),
+            _ => (
+                written.to_string(),
+                format!("{}/kinds/{kind}:1", source.host()),
+            ),
+        };
+        files.push((readable, name));
+    }
 
     let podman = TestPodman::start();
-    let output = copy_in(
-        dir.path(),
-        &[
-            "oci:layout",
-            &format!("docker-daemon:{}", podman.docker_host()),
-        ],
-    );
-    assert_success(&output);
-    assert_eq!(
-        podman.image_id(&name).as_deref(),
-        Some(image.blobs[0].as_str()),
-        "{name} in {:?}",
-        podman.tags()
-    );
+    for (file, name) in &files {
+        let output = copy_in(
+            dir.path(),
+            &[file, &format!("docker-daemon:{}", podman.docker_host())],
+        );
+        assert_success(&output);
+        assert_eq!(
+            podman.image_id(name).as_deref(),
+            Some(image.blobs[0].as_str()),
+            "{file}: {name} in {:?}",
+            podman.tags()
+        );
+    }
 
     let containerd = TestContainerd::start();
-    let output = image_transmit(dir.path())
-        .env("CONTAINERD_ADDRESS", containerd.address())
-        .args(["copy", "docker-archive:app.tar", "containerd:k8s.io"])
-        .output()
-        .unwrap();
-    assert_success(&output);
-    let images = containerd.images("k8s.io");
-    assert!(
-        images.iter().any(|(listed, _)| listed.ends_with(&name)),
-        "{name} in {images:?}"
-    );
+    for (file, name) in files.iter().filter(|(file, _)| file.contains("archive")) {
+        let output = image_transmit(dir.path())
+            .env("CONTAINERD_ADDRESS", containerd.address())
+            .args(["copy", file, "containerd:k8s.io"])
+            .output()
+            .unwrap();
+        assert_success(&output);
+        let images = containerd.images("k8s.io");
+        assert!(
+            images
+                .iter()
+                .any(|(listed, _)| listed.ends_with(name.as_str())),
+            "{file}: {name} in {images:?}"
+        );
+    }
 }
