@@ -1,5 +1,6 @@
 //! The Windows build under Wine, as a user on a Windows jump host runs it: help in both
-//! languages, the demo, a direct copy, save → verify → upload and an incremental save in a
+//! languages, the demo, a direct copy, copies into and out of an OCI layout and a docker
+//! archive named by Windows paths, save → verify → upload and an incremental save in a
 //! folder whose name has spaces and Chinese characters, with cfg.yaml and the image list as
 //! Notepad and PowerShell write them, and the web UI started by a double-click (no arguments)
 //! whose Stop ends a running job cleanly. Against real registries on loopback.
@@ -136,6 +137,62 @@ fn copies_between_registries() {
         served_digest(&target, "vendor/app", "1.0"),
         Some(image.digest)
     );
+}
+
+/// `copy SOURCE DESTINATION` with Windows paths after the transport (`oci:C:\…`,
+/// `docker-archive:C:\…`): the registry into a layout and an archive, then both back into a
+/// registry with the image's digest; skopeo (on Linux) reads the layout the .exe wrote.
+#[test]
+#[ignore = "needs the Windows build: scripts/wine-tests.sh"]
+fn copies_into_and_out_of_files_with_windows_paths() {
+    let exe = WindowsExe::from_env();
+    let source = TestRegistry::start();
+    let image = push_oci_image(&source, "team/app", "2.0", &[Layer::random(72, 200_000)]);
+    let dir = workdir();
+    let layout = dir.path().join("镜像 layout");
+    let archive = dir.path().join("app.tar");
+    for destination in [
+        format!("oci:{}", windows_path(&layout)),
+        format!("docker-archive:{}", windows_path(&archive)),
+    ] {
+        let copy = exe
+            .command(dir.path())
+            .args(["copy", &source.url(), &destination, "team/app:2.0"])
+            .output()
+            .unwrap();
+        assert_ok(&copy);
+    }
+    let skopeo = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!(
+            "oci:{}:{}/team/app:2.0",
+            layout.display(),
+            source.host()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        skopeo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&skopeo.stderr)
+    );
+    for file in [
+        format!("oci:{}", windows_path(&layout)),
+        format!("docker-archive:{}", windows_path(&archive)),
+    ] {
+        let target = TestRegistry::start();
+        let copy = exe
+            .command(dir.path())
+            .args(["copy", &file, &target.url()])
+            .output()
+            .unwrap();
+        assert_ok(&copy);
+        assert_eq!(
+            served_digest(&target, "team/app", "2.0").as_deref(),
+            Some(image.digest.as_str()),
+            "{file}"
+        );
+    }
 }
 
 /// What a user on the jump host does with a bundle: in a folder named with spaces and Chinese
