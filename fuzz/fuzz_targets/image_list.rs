@@ -12,7 +12,8 @@ use libfuzzer_sys::fuzz_target;
 fn list_options() -> &'static [ListOptions] {
     static OPTIONS: OnceLock<Vec<ListOptions>> = OnceLock::new();
     OPTIONS.get_or_init(|| {
-        let endpoint = |text: &str| Some(text.parse::<RegistryAddress>().expect("a valid endpoint"));
+        let endpoint =
+            |text: &str| Some(text.parse::<RegistryAddress>().expect("a valid endpoint"));
         vec![
             ListOptions::default(),
             ListOptions {

@@ -83,6 +83,45 @@ impl JobSettings {
     }
 }
 
+impl JobSettings {
+    /// How the engine runs a job of these settings, keeping `platforms` of multi-platform
+    /// images.
+    pub(crate) fn copy_options(
+        &self,
+        platforms: Vec<PlatformFilter>,
+        platform_as_manifest: bool,
+    ) -> CopyOptions {
+        CopyOptions {
+            max_connections: self.max_connections,
+            retries: self.retries,
+            stall_timeout: self.stall_timeout,
+            platforms,
+            platform_as_manifest,
+            ..CopyOptions::default()
+        }
+    }
+}
+
+/// Checks once, before any image, that the source answers and takes the login and that the
+/// target accepts a push: one clear error for an unreachable registry or a wrong password, not
+/// one per image. Each side is checked on the repository the first image uses.
+pub(crate) async fn check_both_sides(
+    source: Option<(&Registry, &str)>,
+    target: Option<(&Registry, &str)>,
+    settings: &JobSettings,
+) -> anyhow::Result<()> {
+    if let Some((registry, repository)) = source {
+        check_source(registry, repository, settings).await?;
+    }
+    if let Some((registry, repository)) = target {
+        registry
+            .check(repository, true)
+            .await
+            .map_err(|e| RunError(crate::messages::explain_registry(&e)))?;
+    }
+    Ok(())
+}
+
 /// The source registry a `--from` names (a cfg.yaml name or an address), opened, trusted as
 /// `--src-tls-verify` / `--src-cert-dir` say where given.
 pub(crate) fn open_source(

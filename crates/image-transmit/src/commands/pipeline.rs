@@ -23,12 +23,12 @@ use rust_i18n::t;
 
 use super::save::BundleSettings;
 use super::{
-    JobSettings, RunError, Sink, UsageError, check_source, finish, list_endpoint, open_source,
+    JobSettings, RunError, Sink, UsageError, check_both_sides, finish, list_endpoint, open_source,
     open_target, platform_filters, read_lines, run_job,
 };
 use crate::cli::{SourceTls, TargetTls};
 use crate::config::Config;
-use crate::messages::{explain, explain_for, explain_registry};
+use crate::messages::{explain, explain_for};
 use crate::printer::{problem, say};
 
 /// What a job was asked to do, after the command line is read: every command fills one in.
@@ -500,13 +500,8 @@ pub(crate) async fn prepare(
         }
     }
     let copy_options = CopyOptions {
-        max_connections: settings.max_connections,
-        retries: settings.retries,
-        stall_timeout: settings.stall_timeout,
-        platforms,
-        platform_as_manifest: request.platform_as_manifest,
         loaded_name_host: destination.loaded_host.clone().or(naming.host.clone()),
-        ..CopyOptions::default()
+        ..settings.copy_options(platforms, request.platform_as_manifest)
     };
     let lacking = lacking_blobs(
         image_source.as_ref(),
@@ -682,16 +677,18 @@ async fn check_before_any_image(
     let Some(first) = pairs.first() else {
         return Ok(());
     };
-    if let Some(registry) = &source.registry {
-        check_source(registry, &first.source.repository, settings).await?;
-    }
-    if let Some(registry) = &destination.registry {
-        registry
-            .check(&first.target.repository, true)
-            .await
-            .map_err(|e| RunError(explain_registry(&e)))?;
-    }
-    Ok(())
+    check_both_sides(
+        source
+            .registry
+            .as_ref()
+            .map(|registry| (registry, first.source.repository.as_str())),
+        destination
+            .registry
+            .as_ref()
+            .map(|registry| (registry, first.target.repository.as_str())),
+        settings,
+    )
+    .await
 }
 fn say_platform(chosen: &[PlatformFilter], engine_platform: &PlatformFilter, engine: &str) {
     let (key, platforms) = match chosen {

@@ -23,12 +23,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    JobSettings, RunError, Sink, UsageError, check_source, list_endpoint, open_source, open_target,
-    platform_filters, read_lines, run_job, stop_signal,
+    JobSettings, RunError, Sink, UsageError, check_both_sides, list_endpoint, open_source,
+    open_target, platform_filters, read_lines, run_job, stop_signal,
 };
 use crate::cli::WatchArgs;
 use crate::config::Config;
-use crate::messages::{explain, explain_registry};
+use crate::messages::explain;
 use crate::printer::{alert, say};
 use crate::status_format::format_bytes;
 
@@ -171,11 +171,12 @@ pub(crate) async fn run(args: &WatchArgs, config: &Config) -> anyhow::Result<Exi
         return Err(UsageError(t!("watch.no_lines").to_string()).into());
     }
     if let Some(first) = lines.first() {
-        check_source(&source, &first.source, &settings).await?;
-        target
-            .check(&first.target, true)
-            .await
-            .map_err(|e| RunError(explain_registry(&e)))?;
+        check_both_sides(
+            Some((&source, &first.source)),
+            Some((&target, &first.target)),
+            &settings,
+        )
+        .await?;
     }
 
     let history_path = args
@@ -223,13 +224,8 @@ pub(crate) async fn run(args: &WatchArgs, config: &Config) -> anyhow::Result<Exi
         let (mut copied, mut failed, mut bytes) = (0, 0, 0);
         if !plan.pairs.is_empty() {
             let options = CopyOptions {
-                max_connections: settings.max_connections,
-                retries: settings.retries,
-                stall_timeout: settings.stall_timeout,
-                platforms: platforms.clone(),
-                platform_as_manifest: args.platform_as_manifest,
                 stop_starting: Some(stop.clone()),
-                ..CopyOptions::default()
+                ..settings.copy_options(platforms.clone(), args.platform_as_manifest)
             };
             let report = run_job(
                 "watch",
