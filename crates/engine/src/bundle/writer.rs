@@ -113,6 +113,17 @@ fn recompressed_layers(meta: &BundleMeta) -> HashSet<String> {
         .collect()
 }
 
+/// How a bundle's data files are compressed: the only choice the writer makes about them (the
+/// original's other compressor words are read, not written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// Plain tar, which every reader takes.
+    #[default]
+    None,
+    /// Each data file one zstd stream (`.tar.zst`).
+    Zstd,
+}
+
 #[derive(Debug, Clone)]
 pub struct BundleWriterOptions {
     /// Where the parts and the meta go (created if needed).
@@ -130,8 +141,8 @@ pub struct BundleWriterOptions {
     pub bases: Vec<BaseBundle>,
     /// How entries are named; [`EntryLayout::Archive`] writes one loadable data file.
     pub layout: EntryLayout,
-    /// Compress each data file as one zstd stream once it is complete.
-    pub zstd: bool,
+    /// How each data file is compressed once it is complete.
+    pub compression: Compression,
     /// As the original: do not wait for data files to reach the disk, and record no sha256 of
     /// them (blob digests are still checked on the way and by `verify`). Faster; a crash
     /// right after the save can lose the bundle, which `verify` then reports.
@@ -269,7 +280,7 @@ impl BundleWriter {
     fn close_part(&self, part: Part) -> Result<()> {
         let name = part.name().to_string();
         let (size, digest) = part.close(&[0u8; END_OF_ARCHIVE as usize])?;
-        if self.options.zstd {
+        if self.options.compression == Compression::Zstd {
             let compressed = format!("{name}.zst");
             let (size, digest) =
                 compress_part(&self.part_path(&name), &self.part_path(&compressed))?;
@@ -465,7 +476,7 @@ impl BundleWriter {
                 entry.file = name.clone();
             }
         }
-        if self.options.zstd {
+        if self.options.compression == Compression::Zstd {
             meta.compressor = Compressor::Zstd;
         }
         meta.base_blobs = state.base_blobs;
@@ -528,7 +539,7 @@ impl BundleWriterOptions {
             key_prefix,
             bases: Vec::new(),
             layout: EntryLayout::Archive,
-            zstd: false,
+            compression: Compression::None,
             fast: false,
             archive_only: true,
         }

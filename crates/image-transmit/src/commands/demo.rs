@@ -11,7 +11,7 @@ use engine::bundle::archive::EntryLayout;
 use engine::bundle::meta::BundleMeta;
 use engine::bundle::reader::BundleReader;
 use engine::bundle::verify::verify_bundle;
-use engine::bundle::writer::{BundleWriter, BundleWriterOptions};
+use engine::bundle::writer::{BundleWriter, BundleWriterOptions, Compression};
 use engine::plan::{ImageName, ImagePair};
 use engine::sample::write_sample_layout;
 use engine::transport::ImageSource;
@@ -135,7 +135,7 @@ async fn save(
             key_prefix: key_prefix.to_string(),
             bases: Vec::new(),
             layout: EntryLayout::Original,
-            zstd: false,
+            compression: Compression::None,
             fast: false,
             archive_only: false,
         })

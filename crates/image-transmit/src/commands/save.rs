@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::ValueEnum;
 use engine::bundle::archive::EntryLayout;
-use engine::bundle::writer::{BaseBundle, BundleWriterOptions};
+use engine::bundle::writer::{BaseBundle, BundleWriterOptions, Compression};
 use engine::transport::Location;
 use rust_i18n::t;
 
@@ -53,7 +53,7 @@ pub(crate) struct BundleSettings {
     prefix: String,
     bases: Vec<BaseBundle>,
     layout: EntryLayout,
-    zstd: bool,
+    compression: Compression,
     split_size: Option<u64>,
     single_file: bool,
     fast: bool,
@@ -105,10 +105,13 @@ impl BundleSettings {
                 })?),
             },
         };
-        let zstd = compressor == Some(Compressor::Zstd);
-        if zstd && layout == EntryLayout::Archive {
-            return Err(UsageError(t!("error.zstd_archive").to_string()).into());
-        }
+        let compression = match compressor {
+            Some(Compressor::Zstd) if layout == EntryLayout::Archive => {
+                return Err(UsageError(t!("error.zstd_archive").to_string()).into());
+            }
+            Some(Compressor::Zstd) => Compression::Zstd,
+            _ => Compression::None,
+        };
         if layout == EntryLayout::Archive && !bases.is_empty() {
             // docker load and OCI tools need every layer in the one file.
             return Err(UsageError(t!("error.archive_needs_full").to_string()).into());
@@ -126,7 +129,7 @@ impl BundleSettings {
             prefix,
             bases,
             layout,
-            zstd,
+            compression,
             split_size,
             single_file: single_file || config.singlefile,
             fast,
@@ -157,7 +160,7 @@ impl BundleSettings {
             key_prefix,
             bases: self.bases.clone(),
             layout: self.layout,
-            zstd: self.zstd,
+            compression: self.compression,
             fast: self.fast,
             archive_only: false,
         }
