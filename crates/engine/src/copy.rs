@@ -50,6 +50,8 @@ pub struct CopyOptions {
     /// When cancelled, images not yet started are left out of the job while those in flight
     /// finish: the graceful stop of a daemon, where the job's own cancellation abandons them.
     pub stop_starting: Option<CancellationToken>,
+    /// The job's total bandwidth cap, shared by every transfer (`--limit-rate`).
+    pub rate_limit: Option<Arc<crate::rate::RateLimit>>,
 }
 
 impl Default for CopyOptions {
@@ -67,6 +69,7 @@ impl Default for CopyOptions {
             loaded_name_host: None,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
             stop_starting: None,
+            rate_limit: None,
         }
     }
 }
@@ -838,6 +841,10 @@ impl CopyJob {
             let counted = Arc::new(std::sync::atomic::AtomicU64::new(0));
             let moved = async {
                 let content = self.source.blob(&source.repository, blob).await?;
+                let content = match &self.options.rate_limit {
+                    Some(limit) => limit.limit(content),
+                    None => content,
+                };
                 liveness.waiting_for_source(false);
                 liveness.progressed();
                 let observer = self.observer.clone();

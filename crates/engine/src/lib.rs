@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod plan;
 pub mod precheck;
+pub mod rate;
 pub mod sample;
 mod stall;
 pub mod transport;

@@ -72,6 +72,13 @@ pub(crate) struct TransferOptions {
     pub(crate) retries: Option<u32>,
     #[arg(long = "stall-timeout", id = "stall_timeout", value_name = "SECONDS")]
     pub(crate) stall_timeout: Option<u64>,
+    #[arg(long = "limit-rate", id = "limit_rate", value_name = "RATE", value_parser = rate)]
+    pub(crate) limit_rate: Option<u64>,
+}
+
+/// `--limit-rate`: bytes a second, as curl writes them (`50M`, `512K`).
+fn rate(text: &str) -> Result<u64, String> {
+    engine::rate::parse_rate(text).ok_or_else(|| text.to_string())
 }
 
 #[derive(Debug, Subcommand)]

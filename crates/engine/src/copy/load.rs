@@ -157,6 +157,7 @@ impl CopyJob {
         let content_failure = content_failure.clone();
         let open_failure = open_failure.clone();
         let counted = counted.clone();
+        let rate_limit = self.options.rate_limit.clone();
         let entries = stream::iter(blobs).then(move |blob| {
             let source = source.clone();
             let observer = observer.clone();
@@ -164,9 +165,13 @@ impl CopyJob {
             let content_failure = content_failure.clone();
             let open_failure = open_failure.clone();
             let counted = counted.clone();
+            let rate_limit = rate_limit.clone();
             async move {
                 let content = match source.blob(&repository, &blob).await {
-                    Ok(content) => content,
+                    Ok(content) => match &rate_limit {
+                        Some(limit) => limit.limit(content),
+                        None => content,
+                    },
                     Err(error) => {
                         return stream::once(async move { Err(open_failure.record(error)) })
                             .boxed();

@@ -63,6 +63,8 @@ pub(crate) struct JobSettings {
     pub(crate) notifier: Notifier,
     /// Tell the robots of each image as it finishes too (watch).
     pub(crate) notify_each_image: bool,
+    /// The job's total bandwidth cap, bytes a second.
+    pub(crate) limit_rate: Option<u64>,
 }
 
 impl JobSettings {
@@ -79,6 +81,7 @@ impl JobSettings {
             cache: config.cache.clone(),
             notifier: Notifier::from_config(config),
             notify_each_image: false,
+            limit_rate: flags.limit_rate.or(config.limitrate),
         }
     }
 }
@@ -97,6 +100,7 @@ impl JobSettings {
             stall_timeout: self.stall_timeout,
             platforms,
             platform_as_manifest,
+            rate_limit: self.limit_rate.map(engine::rate::RateLimit::new),
             ..CopyOptions::default()
         }
     }

@@ -51,6 +51,8 @@ pub(crate) struct Config {
     pub(crate) retries: u32,
     /// Seconds without a byte moving before a transfer is abandoned as stalled (ours).
     pub(crate) stalltimeout: u64,
+    /// The job's total bandwidth cap in bytes a second (ours); none when unset.
+    pub(crate) limitrate: Option<u64>,
     pub(crate) singlefile: bool,
     pub(crate) dockerfile: bool,
     /// `tar` or `squashfs` in the original CLI; the GUI also knew `gzip`, `zstd`, `xz`, `lz4`.
@@ -86,6 +88,7 @@ impl Default for Config {
             maxconn: DEFAULT_MAXCONN,
             retries: DEFAULT_RETRIES,
             stalltimeout: DEFAULT_STALL_TIMEOUT_SECS,
+            limitrate: None,
             singlefile: false,
             dockerfile: false,
             compressor: None,

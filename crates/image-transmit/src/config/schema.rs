@@ -27,6 +27,9 @@ pub(super) struct RawConfig {
     retries: Option<u32>,
     #[serde(default)]
     stalltimeout: Option<u64>,
+    /// Ours: the job's total bandwidth cap, bytes a second (`50M`, `512K`, or a number).
+    #[serde(default)]
+    limitrate: Option<RawInterval>,
     #[serde(default, deserialize_with = "null_as_default")]
     singlefile: bool,
     #[serde(default, deserialize_with = "null_as_default")]
@@ -155,6 +158,16 @@ impl RawConfig {
                 .stalltimeout
                 .filter(|&n| n > 0)
                 .unwrap_or(defaults.stalltimeout),
+            limitrate: match self.limitrate {
+                None => None,
+                Some(RawInterval::Seconds(0)) => None,
+                Some(RawInterval::Seconds(bytes)) => Some(bytes.max(1024)),
+                Some(RawInterval::Text(text)) if text.trim().is_empty() => None,
+                Some(RawInterval::Text(text)) => Some(
+                    engine::rate::parse_rate(&text)
+                        .ok_or_else(|| format!("limitrate: {text:?} is not a rate such as 50M"))?,
+                ),
+            },
             singlefile: self.singlefile,
             dockerfile: self.dockerfile,
             compressor: non_blank(self.compressor),
@@ -258,7 +271,8 @@ fn registries(
         .collect()
 }
 
-/// `interval:` as the original wrote it (seconds) or as a cron expression.
+/// `interval:` as the original wrote it (seconds) or as a cron expression; also a number or a
+/// text such as `limitrate:`.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum RawInterval {

@@ -17,6 +17,7 @@ mod legacy;
 // Podman's service and containerd run on Unix sockets.
 #[cfg(unix)]
 mod load;
+mod network;
 mod notify;
 mod original_tools;
 mod serve;
