@@ -109,27 +109,37 @@ impl RateLimit {
 /// `50M`, `512K`, `1.5G` or plain bytes, per second; binary units, as curl's `--limit-rate`.
 pub fn parse_rate(text: &str) -> Option<u64> {
     let trimmed = text.trim();
-    let trimmed = trimmed.strip_suffix("/s").unwrap_or(trimmed).trim_end();
+    let amount = trimmed.strip_suffix("/s").unwrap_or(trimmed);
+    // Below a kilobyte a second nothing useful moves; such a value is a mistake.
+    parse_bytes(amount).filter(|&bytes| bytes >= 1024)
+}
+
+/// An amount of bytes as people write it: `4G`, `500M`, `1.5GiB`, `64K`, `8192`; binary units
+/// (K = 1024), as file sizes and curl's rates are meant. Shared by `--limit-rate` and
+/// `save --split-size`.
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let trimmed = text.trim();
     let split = trimmed
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(trimmed.len());
     let (number, unit) = trimmed.split_at(split);
-    let multiplier: f64 = match unit
+    let multiplier: u64 = match unit
         .trim()
         .to_ascii_uppercase()
         .trim_end_matches("IB")
         .trim_end_matches('B')
     {
-        "" => 1.0,
-        "K" => 1024.0,
-        "M" => 1024.0 * 1024.0,
-        "G" => 1024.0 * 1024.0 * 1024.0,
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
         _ => return None,
     };
     let value: f64 = number.parse().ok()?;
-    let bytes = (value * multiplier) as u64;
-    // Below a kilobyte a second nothing useful moves; such a value is a mistake.
-    (value.is_finite() && bytes >= 1024).then_some(bytes)
+    value
+        .is_finite()
+        .then_some((value * multiplier as f64) as u64)
 }
 
 #[cfg(test)]

@@ -223,32 +223,10 @@ fn unused_location(day_directory: &Path, prefix: &str, work: &str) -> (PathBuf, 
 
 /// `4G`, `500M`, `64K` or plain bytes; binary units, as file size limits are usually meant.
 fn parse_size(text: &str) -> Result<u64, String> {
-    let trimmed = text.trim();
-    let (number, unit) = trimmed
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((trimmed, ""), |at| trimmed.split_at(at));
-    let multiplier: u64 = match unit
-        .trim()
-        .to_ascii_uppercase()
-        .trim_end_matches("IB")
-        .trim_end_matches('B')
-    {
-        "" => 1,
-        "K" => 1 << 10,
-        "M" => 1 << 20,
-        "G" => 1 << 30,
-        "T" => 1 << 40,
-        _ => return Err(t!("error.invalid_size", value = text).to_string()),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| t!("error.invalid_size", value = text).to_string())?;
-    let bytes = (value * multiplier as f64) as u64;
-    // A part must hold at least a header and the end-of-archive marker.
-    if bytes < 4096 {
-        return Err(t!("error.invalid_size", value = text).to_string());
-    }
-    Ok(bytes)
+    engine::rate::parse_bytes(text)
+        // A part must hold at least a header and the end-of-archive marker.
+        .filter(|&bytes| bytes >= 4096)
+        .ok_or_else(|| t!("error.invalid_size", value = text).to_string())
 }
 
 #[cfg(test)]
