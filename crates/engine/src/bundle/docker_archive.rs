@@ -9,20 +9,18 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use registry::Digest;
 use registry::manifest::DOCKER_MANIFEST;
+use registry::{Digest, DigestHasher};
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest as _, Sha256};
 
 use crate::bundle::meta::{BundleMeta, Compressor, FORMAT_VERSION, MetaError};
+use crate::bundle::oci_archive::read_json;
 use crate::bundle::parts::EntryLocation;
 
 const CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 const LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 const LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
-/// `manifest.json` larger than this is no list of images: refused before reading.
-const MAX_MANIFEST_JSON: u64 = 16 << 20;
 
 #[derive(Deserialize)]
 struct SavedImage {
@@ -60,13 +58,7 @@ pub(crate) fn meta_of(
                 .to_string(),
         )
     })?;
-    if list.size > MAX_MANIFEST_JSON {
-        return Err(invalid(format!(
-            "its manifest.json is {} bytes, larger than any list of images",
-            list.size
-        )));
-    }
-    let images: Vec<SavedImage> = serde_json::from_slice(&read_range(path, list, None)?.1)
+    let images: Vec<SavedImage> = serde_json::from_slice(&read_json(path, list, "manifest.json")?)
         .map_err(|e| invalid(format!("its manifest.json is not a docker save list: {e}")))?;
     let mut meta = BundleMeta {
         datafiles: BTreeMap::from([(file_name.to_string(), size)]),
@@ -83,7 +75,7 @@ pub(crate) fn meta_of(
         let location = entries
             .get(name)
             .ok_or_else(|| invalid(format!("manifest.json names {name}, which the tar lacks")))?;
-        let (digest, head) = read_range(path, location, Some(Sha256::new()))?;
+        let (digest, head) = hash_entry(path, location)?;
         let media_type = if config {
             CONFIG
         } else if head.starts_with(&[0x1f, 0x8b]) {
@@ -91,7 +83,6 @@ pub(crate) fn meta_of(
         } else {
             LAYER_TAR
         };
-        let digest = digest.expect("a hasher was given");
         hashed.insert(
             name.to_string(),
             Found {
@@ -154,13 +145,8 @@ fn layers_digests(layers: &[serde_json::Value]) -> Vec<Digest> {
         .collect()
 }
 
-/// Reads an entry: hashed whole when a hasher is given (then only its first bytes are kept, to
-/// tell its kind), else read whole.
-fn read_range(
-    path: &Path,
-    location: &EntryLocation,
-    hasher: Option<Sha256>,
-) -> Result<(Option<Digest>, Vec<u8>), MetaError> {
+/// An entry's digest, hashed as it is read, and its first bytes, which tell its kind.
+fn hash_entry(path: &Path, location: &EntryLocation) -> Result<(Digest, Vec<u8>), MetaError> {
     let io = |source| MetaError::Io {
         path: path.to_path_buf(),
         source,
@@ -168,11 +154,7 @@ fn read_range(
     let mut file = File::open(path).map_err(io)?;
     file.seek(SeekFrom::Start(location.offset)).map_err(io)?;
     let mut content = file.take(location.size);
-    let Some(mut hasher) = hasher else {
-        let mut bytes = Vec::new();
-        content.read_to_end(&mut bytes).map_err(io)?;
-        return Ok((None, bytes));
-    };
+    let mut hasher = DigestHasher::new();
     let mut head = Vec::new();
     let mut buffer = vec![0u8; 256 << 10];
     loop {
@@ -185,10 +167,5 @@ fn read_range(
         }
         hasher.update(&buffer[..read]);
     }
-    let digest =
-        Digest::from_hex(&hex::encode(hasher.finalize())).map_err(|e| MetaError::Invalid {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        })?;
-    Ok((Some(digest), head))
+    Ok((hasher.finish(), head))
 }

@@ -227,7 +227,12 @@ fn manifest_text(
     String::from_utf8(bytes).map_err(|_| invalid(format!("manifest {digest} is not UTF-8 text")))
 }
 
-fn read_json(path: &Path, location: &EntryLocation, what: &str) -> Result<Vec<u8>, MetaError> {
+/// An index or manifest file of the tar, refused unread when larger than any such file.
+pub(crate) fn read_json(
+    path: &Path,
+    location: &EntryLocation,
+    what: &str,
+) -> Result<Vec<u8>, MetaError> {
     if location.size > MAX_JSON {
         return Err(MetaError::Invalid {
             path: path.to_path_buf(),
