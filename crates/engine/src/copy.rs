@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::checked_stream::{StreamFailure, Verified};
 use crate::error::{Error, Result};
 use crate::events::{BlobOutcome, Event, ImageId, Observer};
+use crate::lock;
 use crate::plan::{ImageName, ImagePair, InvalidLine};
 use crate::stall::{Liveness, StallSide};
 use crate::transport::{ImageDestination, ImageLoader, ImageSource, Manifest, ManifestRole};
@@ -275,12 +276,6 @@ impl BlobLedger {
             .or_default()
             .clone()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[derive(Default)]

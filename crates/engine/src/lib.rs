@@ -20,3 +20,11 @@ pub use copy::{CopyJob, CopyOptions, ImageReport, ImageStatus, JobReport, Platfo
 pub use error::{Error, Result};
 pub use events::{BlobOutcome, Event, ImageId, Observer, Observers};
 pub use stall::StallSide;
+
+/// A mutex's guard, even after a panic elsewhere poisoned it: the engine's shared state stays
+/// usable (each holder leaves it consistent between statements).
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

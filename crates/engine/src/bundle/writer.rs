@@ -27,6 +27,7 @@ use crate::bundle::part_writer::Part;
 use crate::bundle::parts::{entry_name, manifest_entry_name};
 use crate::bundle::squashfs::is_recompressed_layer;
 use crate::error::{Error, Result};
+use crate::lock;
 use crate::plan::{ListOptions, plan_line};
 use crate::transport::{ByteStream, ImageDestination, Manifest, ManifestRole};
 
@@ -218,12 +219,6 @@ pub struct BundleWriter {
     /// Held while a manifest is looked up and stored, so one manifest pushed under several
     /// names at once is stored once: the check and the store must be one step.
     manifest_store: tokio::sync::Mutex<()>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn padded(size: u64) -> u64 {

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use super::{ByteStream, ImageDestination, ImageSource, Manifest, ManifestRole};
 use crate::bundle::archive::DOCKER_ORIGINAL;
 use crate::error::{Error, Result};
+use crate::lock;
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
@@ -212,12 +213,6 @@ pub struct OciLayoutDestination {
     /// Child manifests stored this job, by digest: their text and media type, which the OCI
     /// twin of a Docker list is made from.
     children: Mutex<(BTreeMap<String, String>, BTreeMap<String, String>)>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl OciLayoutDestination {
