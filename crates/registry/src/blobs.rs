@@ -1,11 +1,10 @@
-//! Blob operations on a [`Registry`]: existence, streaming download, cross-repository mount
-//! and streaming upload (single request, or in chunks for registries that need it).
+//! Blob operations on a [`Registry`]: existence, cross-repository mount and streaming upload
+//! (single request, or in chunks for registries that need it). Downloads are in `download.rs`.
 
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use futures_util::stream::BoxStream;
-use futures_util::{Stream, StreamExt, TryStreamExt};
+use futures_util::Stream;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, Response, StatusCode};
 
@@ -13,20 +12,6 @@ use crate::Digest;
 use crate::auth::Scope;
 use crate::client::Registry;
 use crate::error::{Error, Result};
-
-/// A blob being downloaded: its announced size and its bytes as they arrive.
-pub struct BlobStream {
-    pub size: Option<u64>,
-    pub stream: BoxStream<'static, Result<Bytes>>,
-}
-
-impl std::fmt::Debug for BlobStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlobStream")
-            .field("size", &self.size)
-            .finish()
-    }
-}
 
 /// An open upload on the target, from `POST …/blobs/uploads/`.
 #[derive(Debug, Clone)]
@@ -73,36 +58,6 @@ impl Registry {
                 .unexpected(response, "HEAD", repository, || path.clone())
                 .await),
         }
-    }
-
-    /// Starts downloading a blob. The bytes are not verified here: the caller hashes them as
-    /// they flow (the engine does), so nothing is read twice.
-    pub async fn get_blob(&self, repository: &str, digest: &Digest) -> Result<BlobStream> {
-        let path = format!("{repository}/blobs/{digest}");
-        let response = self
-            .send(Method::GET, &path, &[Scope::pull(repository)], &|r| r)
-            .await?;
-        if response.status() == StatusCode::NOT_FOUND {
-            return Err(Error::BlobNotFound {
-                host: self.host().to_string(),
-                repository: repository.to_string(),
-                digest: digest.clone(),
-            });
-        }
-        if response.status() != StatusCode::OK {
-            return Err(self
-                .unexpected(response, "GET", repository, || {
-                    format!("blob {} in {repository}", digest.short())
-                })
-                .await);
-        }
-        let size = response.content_length();
-        let registry = self.clone();
-        let stream = response
-            .bytes_stream()
-            .map_err(move |e| registry.transfer(&e))
-            .boxed();
-        Ok(BlobStream { size, stream })
     }
 
     /// Asks the registry to link a blob that `from` already holds into `repository`, which

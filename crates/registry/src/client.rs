@@ -35,6 +35,9 @@ pub struct RegistryOptions {
     /// is [`DEFAULT_READ_TIMEOUT`]. A backstop: jobs detect stalled transfers sooner, and
     /// name the side that stalled.
     pub read_timeout: Option<Duration>,
+    /// A download that receives nothing for this long is resumed from its last byte on a new
+    /// connection. `None` leaves a stalled download to `read_timeout`, which resumes it too.
+    pub stalled_read: Option<Duration>,
     /// Whether to look credentials up in Docker's config.json when none are given.
     pub use_docker_config: bool,
     /// For an address without a scheme: try HTTPS first, then plain HTTP, as the original tool
@@ -54,6 +57,7 @@ struct Inner {
     use_docker_config: bool,
     http: reqwest::Client,
     retry: RetryPolicy,
+    stalled_read: Option<Duration>,
     /// The base URL (`scheme://host`) and challenge found by the first ping.
     base: OnceCell<String>,
     challenge: RwLock<Option<Challenge>>,
@@ -95,6 +99,7 @@ impl Registry {
                 use_docker_config: options.use_docker_config,
                 http,
                 retry: options.retry,
+                stalled_read: options.stalled_read,
                 base: OnceCell::new(),
                 challenge: RwLock::new(None),
                 secret: OnceCell::new(),
@@ -111,6 +116,14 @@ impl Registry {
 
     pub fn host(&self) -> &str {
         &self.inner.endpoint.host
+    }
+
+    pub(crate) fn retry_policy(&self) -> RetryPolicy {
+        self.inner.retry
+    }
+
+    pub(crate) fn stalled_read(&self) -> Option<Duration> {
+        self.inner.stalled_read
     }
 
     pub(crate) fn inner_chunked(&self) -> &AtomicBool {

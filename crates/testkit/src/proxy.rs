@@ -68,6 +68,17 @@ pub enum Fault {
     /// Reads the first `after` bytes of the request body, then neither reads more nor answers,
     /// holding the connection until the client gives up: a destination that stalls.
     StopReading { after: u64 },
+    /// Forwards, sends the first `after` body bytes, then neither sends more nor closes until
+    /// the client gives up: a source whose connection stalls midway.
+    HangBody { after: u64 },
+    /// Forwards without the request's `Range` header, as a registry (or a proxy in front of
+    /// one) that does not serve parts of a blob: the whole blob comes again.
+    IgnoreRange,
+    /// Takes the first `after` bytes of a longer request body and closes the connection. With
+    /// `reaches_registry`, those bytes go on to the registry, which then sees its request break
+    /// (a firewall or a tunnel cutting the connection); without, the registry never sees the
+    /// request (a proxy that takes whole requests before it forwards them, as nginx does).
+    CutRequestBody { after: u64, reaches_registry: bool },
 }
 
 /// A fault for requests whose method and path match, optionally only the first few of them.
@@ -159,6 +170,33 @@ impl Rule {
         Rule::new(method, path_contains, Fault::CutBody { after })
     }
 
+    /// Forwards and stalls the response body after `after` bytes; see [`Fault::HangBody`].
+    pub fn hang_body(method: &str, path_contains: &str, after: u64) -> Rule {
+        Rule::new(method, path_contains, Fault::HangBody { after })
+    }
+
+    /// Forwards without `Range`; see [`Fault::IgnoreRange`].
+    pub fn ignore_range(method: &str, path_contains: &str) -> Rule {
+        Rule::new(method, path_contains, Fault::IgnoreRange)
+    }
+
+    /// Breaks request bodies longer than `after`; see [`Fault::CutRequestBody`].
+    pub fn cut_request_body(
+        method: &str,
+        path_contains: &str,
+        after: u64,
+        reaches_registry: bool,
+    ) -> Rule {
+        Rule::new(
+            method,
+            path_contains,
+            Fault::CutRequestBody {
+                after,
+                reaches_registry,
+            },
+        )
+    }
+
     /// Forwards and trickles the response body; see [`Fault::SlowBody`].
     pub fn slow_body(method: &str, path_contains: &str, chunk: usize, pause: Duration) -> Rule {
         Rule::new(method, path_contains, Fault::SlowBody { chunk, pause })
@@ -204,6 +242,10 @@ impl Rule {
             && self.method == method
             && self.path_contains.iter().all(|text| path.contains(text))
             && (!self.only_with_body || body_len > 0)
+            && match self.fault {
+                Fault::CutRequestBody { after, .. } => body_len > after,
+                _ => true,
+            }
     }
 }
 
@@ -225,6 +267,9 @@ pub struct SeenRequest {
     pub body_len: u64,
     /// Whether the request carried an `Authorization` header (its value is not kept).
     pub authorized: bool,
+    /// The request's `Range` header (a download asking for part of a blob) or its
+    /// `Content-Range` (a chunk of an upload), as sent.
+    pub range: Option<String>,
 }
 
 /// A running proxy in front of one registry. Dropping it stops it and closes its connections.
@@ -442,7 +487,7 @@ fn serve_connection(client: TcpStream, shared: &Shared) -> io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
     let mut client = client;
     let at = Instant::now();
-    let Some(request) = read_request(&mut reader, &mut client)? else {
+    let Some(mut request) = read_request(&mut reader, &mut client)? else {
         return Ok(());
     };
 
@@ -471,8 +516,20 @@ fn serve_connection(client: TcpStream, shared: &Shared) -> io::Result<()> {
                 .headers
                 .iter()
                 .any(|(name, _)| name.eq_ignore_ascii_case("authorization")),
+            range: request
+                .headers
+                .iter()
+                .find(|(name, _)| {
+                    name.eq_ignore_ascii_case("range") || name.eq_ignore_ascii_case("content-range")
+                })
+                .map(|(_, value)| value.clone()),
         },
     );
+    if matches!(fault, Some(Fault::IgnoreRange)) {
+        request
+            .headers
+            .retain(|(name, _)| !name.eq_ignore_ascii_case("range"));
+    }
 
     if let Some(Fault::Respond {
         status,
@@ -531,6 +588,27 @@ fn serve_connection(client: TcpStream, shared: &Shared) -> io::Result<()> {
         let wanted = request.body.len().min(*after);
         io::copy(&mut (&mut reader).take(wanted), &mut io::sink())?;
         hold_until_hung_up(&client);
+        return Ok(());
+    }
+
+    if let Some(Fault::CutRequestBody {
+        after,
+        reaches_registry,
+    }) = &fault
+    {
+        let mut taken = Vec::new();
+        (&mut reader).take(*after).read_to_end(&mut taken)?;
+        if *reaches_registry && let Ok(mut upstream) = connect(shared) {
+            // The registry is told the full length and gets only what came: its read breaks.
+            let head = request_head(&request, request.body.len(), shared);
+            let _ = upstream
+                .write_all(head.as_bytes())
+                .and_then(|()| upstream.write_all(&taken));
+            // Long enough for the registry to take in what did arrive before the break.
+            thread::sleep(Duration::from_millis(200));
+            let _ = upstream.shutdown(Shutdown::Both);
+        }
+        let _ = client.shutdown(Shutdown::Both);
         return Ok(());
     }
 
@@ -608,9 +686,10 @@ fn serve_connection(client: TcpStream, shared: &Shared) -> io::Result<()> {
         Some(Fault::SlowBody { chunk, pause }) => ((*chunk).max(1), *pause),
         _ => (COPY_CHUNK, Duration::ZERO),
     };
-    let cut_after = match &fault {
-        Some(Fault::CutBody { after }) => Some(*after),
-        _ => None,
+    let (cut_after, hang) = match &fault {
+        Some(Fault::CutBody { after }) => (Some(*after), false),
+        Some(Fault::HangBody { after }) => (Some(*after), true),
+        _ => (None, false),
     };
     let flip_at = matches!(fault, Some(Fault::CorruptBody)).then_some(length / 2);
     let mut buffer = vec![0; chunk];
@@ -621,6 +700,10 @@ fn serve_connection(client: TcpStream, shared: &Shared) -> io::Result<()> {
             None => chunk,
         };
         if room == 0 {
+            client.flush()?;
+            if hang {
+                hold_until_hung_up(&client);
+            }
             // Announced length not reached: the client must see a broken transfer.
             let _ = client.shutdown(Shutdown::Both);
             return Ok(());
@@ -794,6 +877,23 @@ fn send_request(
     upstream: &mut TcpStream,
     shared: &Shared,
 ) -> io::Result<()> {
+    let head = request_head(request, request.body.len(), shared);
+    upstream.write_all(head.as_bytes())?;
+    match &request.body {
+        RequestBody::None => {}
+        RequestBody::Whole(bytes) => upstream.write_all(bytes)?,
+        RequestBody::Length(length) => {
+            if io::copy(&mut client.take(*length), upstream)? < *length {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+    upstream.flush()
+}
+
+/// The head of `request` as the registry gets it: its own headers but those of the hop, and
+/// `Connection: close` with a Content-Length of `body_length` for a request with a body.
+fn request_head(request: &Request, body_length: u64, shared: &Shared) -> String {
     let mut head = format!(
         "{} {} HTTP/1.1\r\nHost: {}\r\n",
         request.method, request.path, shared.upstream
@@ -806,20 +906,10 @@ fn send_request(
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     if !matches!(request.body, RequestBody::None) {
-        head.push_str(&format!("Content-Length: {}\r\n", request.body.len()));
+        head.push_str(&format!("Content-Length: {body_length}\r\n"));
     }
     head.push_str("Connection: close\r\n\r\n");
-    upstream.write_all(head.as_bytes())?;
-    match &request.body {
-        RequestBody::None => {}
-        RequestBody::Whole(bytes) => upstream.write_all(bytes)?,
-        RequestBody::Length(length) => {
-            if io::copy(&mut client.take(*length), upstream)? < *length {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-        }
-    }
-    upstream.flush()
+    head
 }
 
 /// Reads the registry's answer up to its body.

@@ -234,6 +234,9 @@ fn open_registry_verifying(
         // Twice the job's stall limit: the job notices a stalled blob first and names the side;
         // this ends any other request that stalls.
         read_timeout: Some(stall_timeout * 2),
+        // Half of it: a download that stops moving is resumed on a new connection before the
+        // job would give the blob up as stalled.
+        stalled_read: Some(stall_timeout / 2),
         use_docker_config: true,
         http_fallback: true,
     };
