@@ -38,47 +38,86 @@ impl StreamFailure {
     }
 }
 
-pub(crate) struct Verified {
-    inner: ByteStream,
-    failure: StreamFailure,
+/// What every pass over one blob shares: the hash so far and how far it reaches. A destination
+/// that continues a broken upload reads the blob again from where it stands; bytes already
+/// hashed are then passed on without hashing them twice (the registry checks the whole digest
+/// on commit), and the digest is checked once, when the hash reaches the end.
+struct Check {
     hasher: Option<DigestHasher>,
+    /// Bytes hashed from the start of the blob.
+    hashed: u64,
     digest: Digest,
     size: u64,
-    seen: u64,
     progress: ProgressFn,
-    finished: bool,
+}
+
+/// Makes verified streams of one blob: the first from its start, others from where a broken
+/// upload goes on.
+#[derive(Clone)]
+pub(crate) struct Verifier {
+    check: Arc<Mutex<Check>>,
+    failure: StreamFailure,
     liveness: Option<Arc<Liveness>>,
 }
 
-impl Verified {
+impl Verifier {
     pub(crate) fn new(
-        inner: ByteStream,
         descriptor: &Descriptor,
         progress: ProgressFn,
         failure: StreamFailure,
-    ) -> Verified {
-        Verified {
-            inner,
+    ) -> Verifier {
+        Verifier {
+            check: Arc::new(Mutex::new(Check {
+                hasher: Some(DigestHasher::new()),
+                hashed: 0,
+                digest: descriptor.digest.clone(),
+                size: descriptor.size,
+                progress,
+            })),
             failure,
-            hasher: Some(DigestHasher::new()),
-            digest: descriptor.digest.clone(),
-            size: descriptor.size,
-            seen: 0,
-            progress,
-            finished: false,
             liveness: None,
         }
     }
 
     /// Tells `liveness` whenever bytes arrive and whether the source is the one being waited
     /// for, so a stalled transfer can be told apart from a stalled destination.
-    pub(crate) fn watched_by(mut self, liveness: Arc<Liveness>) -> Verified {
+    pub(crate) fn watched_by(mut self, liveness: Arc<Liveness>) -> Verifier {
         self.liveness = Some(liveness);
         self
     }
 
+    /// `inner`, the blob's bytes from `offset` on, checked as they pass.
+    pub(crate) fn stream(&self, offset: u64, inner: ByteStream) -> Verified {
+        Verified {
+            inner,
+            verifier: self.clone(),
+            position: offset,
+            finished: false,
+        }
+    }
+}
+
+pub(crate) struct Verified {
+    inner: ByteStream,
+    verifier: Verifier,
+    /// Where the next chunk starts in the blob.
+    position: u64,
+    finished: bool,
+}
+
+impl Verified {
+    /// A stream over the whole blob, for a caller that needs no second pass.
+    pub(crate) fn new(
+        inner: ByteStream,
+        descriptor: &Descriptor,
+        progress: ProgressFn,
+        failure: StreamFailure,
+    ) -> Verified {
+        Verifier::new(descriptor, progress, failure).stream(0, inner)
+    }
+
     fn note(&self, waiting_for_source: bool) {
-        if let Some(liveness) = &self.liveness {
+        if let Some(liveness) = &self.verifier.liveness {
             liveness.waiting_for_source(waiting_for_source);
             if !waiting_for_source {
                 liveness.progressed();
@@ -86,21 +125,57 @@ impl Verified {
         }
     }
 
-    fn check_digest(&mut self) -> Option<registry::Error> {
-        let actual = self.hasher.take()?.finish();
-        (actual != self.digest).then(|| registry::Error::DigestMismatch {
-            expected: self.digest.clone(),
-            actual,
-            bytes: self.seen,
-        })
+    /// Ends the stream with `error`, kept for the engine to report.
+    fn fail(&mut self, error: registry::Error) -> Poll<Option<Result<Bytes, registry::Error>>> {
+        self.finished = true;
+        Poll::Ready(Some(Err(self.verifier.failure.record(error))))
     }
 
-    fn size_error(&self, actual: u64) -> registry::Error {
-        registry::Error::SizeMismatch {
-            digest: self.digest.clone(),
-            expected: self.size,
-            actual,
+    /// Takes in the chunk at `start`; the error that must replace it, if any.
+    fn absorb(&self, start: u64, chunk: &[u8]) -> Option<registry::Error> {
+        let mut check = self
+            .verifier
+            .check
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let end = start + chunk.len() as u64;
+        if end > check.size {
+            return Some(size_error(&check, end));
         }
+        if start > check.hashed {
+            // A pass that skips bytes never hashed cannot be verified.
+            return Some(size_error(&check, start));
+        }
+        if end > check.hashed {
+            let new = &chunk[(check.hashed - start) as usize..];
+            if let Some(hasher) = check.hasher.as_mut() {
+                hasher.update(new);
+            }
+            check.hashed = end;
+            (check.progress)(new.len() as u64);
+        }
+        // The last chunk is held back until the whole content is known to be right.
+        if end == check.size {
+            return check_digest(&mut check);
+        }
+        None
+    }
+}
+
+fn check_digest(check: &mut Check) -> Option<registry::Error> {
+    let actual = check.hasher.take()?.finish();
+    (actual != check.digest).then(|| registry::Error::DigestMismatch {
+        expected: check.digest.clone(),
+        actual,
+        bytes: check.hashed,
+    })
+}
+
+fn size_error(check: &Check, actual: u64) -> registry::Error {
+    registry::Error::SizeMismatch {
+        digest: check.digest.clone(),
+        expected: check.size,
+        actual,
     }
 }
 
@@ -116,38 +191,32 @@ impl Stream for Verified {
         match polled {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(chunk))) => {
-                self.seen += chunk.len() as u64;
-                if self.seen > self.size {
-                    self.finished = true;
-                    let seen = self.seen;
-                    let error = self.size_error(seen);
-                    return Poll::Ready(Some(Err(self.failure.record(error))));
+                let start = self.position;
+                self.position += chunk.len() as u64;
+                match self.absorb(start, &chunk) {
+                    Some(error) => self.fail(error),
+                    None => Poll::Ready(Some(Ok(chunk))),
                 }
-                if let Some(hasher) = self.hasher.as_mut() {
-                    hasher.update(&chunk);
-                }
-                (self.progress)(chunk.len() as u64);
-                // The last chunk is held back until the whole content is known to be right.
-                if self.seen == self.size
-                    && let Some(error) = self.check_digest()
-                {
-                    self.finished = true;
-                    return Poll::Ready(Some(Err(self.failure.record(error))));
-                }
-                Poll::Ready(Some(Ok(chunk)))
             }
-            Poll::Ready(Some(Err(error))) => {
-                self.finished = true;
-                Poll::Ready(Some(Err(self.failure.record(error))))
-            }
+            Poll::Ready(Some(Err(error))) => self.fail(error),
             Poll::Ready(None) => {
                 self.finished = true;
-                if self.seen < self.size {
-                    let error = self.size_error(self.seen);
-                    return Poll::Ready(Some(Err(self.failure.record(error))));
+                let mut check = self
+                    .verifier
+                    .check
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                let error = if self.position < check.size {
+                    Some(size_error(&check, self.position))
+                } else {
+                    // An empty blob: no chunk came to check it.
+                    check_digest(&mut check)
+                };
+                drop(check);
+                match error {
+                    Some(error) => self.fail(error),
+                    None => Poll::Ready(None),
                 }
-                let error = self.check_digest();
-                Poll::Ready(error.map(|error| Err(self.failure.record(error))))
             }
         }
     }
@@ -233,6 +302,40 @@ mod tests {
         );
         let long = run(vec![b"hello world!"], &descriptor(b"hello world")).await;
         assert!(long[0].as_ref().unwrap_err().contains("expected 11"));
+    }
+
+    /// A broken upload that goes on from byte 6 reads "world" again: the bytes hashed before
+    /// are not hashed (or counted) twice, and the digest is checked when the hash reaches the
+    /// end, whichever pass gets it there.
+    #[tokio::test]
+    async fn a_second_pass_from_midway_continues_the_same_hash() {
+        let counted = Arc::new(AtomicU64::new(0));
+        let counter = counted.clone();
+        let verifier = Verifier::new(
+            &descriptor(b"hello world"),
+            Box::new(move |n| {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }),
+            StreamFailure::default(),
+        );
+        let first = stream::iter([Ok(Bytes::from_static(b"hello wo"))]).boxed();
+        let first: Vec<_> = verifier.stream(0, first).take(1).collect().await;
+        assert!(first[0].is_ok());
+        let again = stream::iter([Ok(Bytes::from_static(b"world"))]).boxed();
+        let again: Vec<_> = verifier.stream(6, again).collect().await;
+        assert!(again.iter().all(Result::is_ok), "{again:?}");
+        assert_eq!(counted.load(Ordering::Relaxed), 11);
+
+        let wrong = stream::iter([Ok(Bytes::from_static(b"w0rld"))]).boxed();
+        let verifier = Verifier::new(
+            &descriptor(b"hello world"),
+            Box::new(|_| {}),
+            StreamFailure::default(),
+        );
+        let first = stream::iter([Ok(Bytes::from_static(b"hello "))]).boxed();
+        let _: Vec<_> = verifier.stream(0, first).take(1).collect().await;
+        let again: Vec<_> = verifier.stream(6, wrong).collect().await;
+        assert!(again[0].is_err(), "{again:?}");
     }
 
     #[tokio::test]

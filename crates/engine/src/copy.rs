@@ -15,13 +15,15 @@ use registry::{Digest, RetryPolicy};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::checked_stream::{StreamFailure, Verified};
+use crate::checked_stream::{StreamFailure, Verifier};
 use crate::error::{Error, Result};
 use crate::events::{BlobOutcome, Event, ImageId, Observer};
 use crate::lock;
 use crate::plan::{ImageName, ImagePair, InvalidLine};
 use crate::stall::{Liveness, StallSide};
-use crate::transport::{ImageDestination, ImageLoader, ImageSource, Manifest, ManifestRole};
+use crate::transport::{
+    ByteStream, ImageDestination, ImageLoader, ImageSource, Manifest, ManifestRole,
+};
 
 mod load;
 
@@ -817,6 +819,11 @@ impl CopyJob {
         }
     }
 
+    /// `content` held to the job's rate limit, if it has one.
+    fn limited(&self, content: ByteStream) -> ByteStream {
+        limited(self.options.rate_limit.as_ref(), content)
+    }
+
     /// Streams one blob, retrying a broken or stalled transfer from the start (as many times
     /// as `retries` allows, at most three tries) before the failure goes up to the image's own
     /// retries.
@@ -836,17 +843,13 @@ impl CopyJob {
             let counted = Arc::new(std::sync::atomic::AtomicU64::new(0));
             let moved = async {
                 let content = self.source.blob(&source.repository, blob).await?;
-                let content = match &self.options.rate_limit {
-                    Some(limit) => limit.limit(content),
-                    None => content,
-                };
+                let content = self.limited(content);
                 liveness.waiting_for_source(false);
                 liveness.progressed();
                 let observer = self.observer.clone();
                 let counter = counted.clone();
                 let failure = StreamFailure::default();
-                let verified = Verified::new(
-                    content,
+                let verifier = Verifier::new(
                     blob,
                     Box::new(move |bytes| {
                         counter.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
@@ -855,8 +858,20 @@ impl CopyJob {
                     failure.clone(),
                 )
                 .watched_by(liveness.clone());
+                let again = ReadAgain {
+                    source: self.source.as_ref(),
+                    rate_limit: self.options.rate_limit.as_ref(),
+                    repository: &source.repository,
+                    blob,
+                    verifier: verifier.clone(),
+                };
                 destination
-                    .put_blob(&target.repository, blob, verified.boxed())
+                    .put_blob_resuming(
+                        &target.repository,
+                        blob,
+                        verifier.stream(0, content).boxed(),
+                        &again,
+                    )
                     .await
                     // When the content itself failed (bad digest, broken source), say that
                     // rather than what the destination made of its aborted body.
@@ -893,5 +908,46 @@ impl CopyJob {
                 outcome => return outcome,
             }
         }
+    }
+}
+
+fn limited(rate_limit: Option<&Arc<crate::rate::RateLimit>>, content: ByteStream) -> ByteStream {
+    match rate_limit {
+        Some(limit) => limit.limit(content),
+        None => content,
+    }
+}
+
+/// A blob's bytes read again from its source, for a destination that continues a broken
+/// upload: held to the same rate limit and checked with the same running hash as the first
+/// reading.
+struct ReadAgain<'a> {
+    source: &'a dyn ImageSource,
+    rate_limit: Option<&'a Arc<crate::rate::RateLimit>>,
+    repository: &'a str,
+    blob: &'a Descriptor,
+    verifier: Verifier,
+}
+
+impl registry::BodyFrom for ReadAgain<'_> {
+    fn body_from(
+        &self,
+        offset: u64,
+    ) -> futures_util::future::BoxFuture<'_, registry::Result<registry::BlobBody>> {
+        Box::pin(async move {
+            let content = self
+                .source
+                .blob_from(self.repository, self.blob, offset)
+                .await
+                .map_err(|error| match error {
+                    Error::Registry(error) => error,
+                    other => registry::Error::Transfer {
+                        host: self.source.describe(),
+                        detail: other.to_string(),
+                    },
+                })?;
+            let content = limited(self.rate_limit, content);
+            Ok(self.verifier.stream(offset, content).boxed())
+        })
     }
 }

@@ -1,11 +1,7 @@
-//! Blob operations on a [`Registry`]: existence, cross-repository mount and streaming upload
-//! (single request, or in chunks for registries that need it). Downloads are in `download.rs`.
+//! Blob operations on a [`Registry`]: existence, cross-repository mount and opening uploads.
+//! Downloads are in `download.rs`, the uploads themselves in `upload.rs`.
 
-use std::sync::atomic::Ordering;
-
-use bytes::Bytes;
-use futures_util::Stream;
-use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
+use reqwest::header::{CONTENT_LENGTH, LOCATION};
 use reqwest::{Method, Response, StatusCode};
 
 use crate::Digest;
@@ -16,8 +12,11 @@ use crate::error::{Error, Result};
 /// An open upload on the target, from `POST …/blobs/uploads/`.
 #[derive(Debug, Clone)]
 pub struct UploadSession {
-    repository: String,
-    location: String,
+    pub(crate) repository: String,
+    /// Where the next request of this upload goes; each answer may move it.
+    pub(crate) location: String,
+    /// The smallest chunk the registry takes but for the last (`OCI-Chunk-Min-Length`).
+    pub(crate) min_chunk: u64,
 }
 
 /// What a mount request achieved.
@@ -104,7 +103,11 @@ impl Registry {
         self.session(repository, &response).await
     }
 
-    async fn session(&self, repository: &str, response: &Response) -> Result<UploadSession> {
+    pub(crate) async fn session(
+        &self,
+        repository: &str,
+        response: &Response,
+    ) -> Result<UploadSession> {
         let location = response
             .headers()
             .get(LOCATION)
@@ -113,106 +116,21 @@ impl Registry {
                 host: self.host().to_string(),
                 detail: "upload started without a Location".into(),
             })?;
+        let min_chunk = response
+            .headers()
+            .get("oci-chunk-min-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
         Ok(UploadSession {
             repository: repository.to_string(),
             location: self.url(location).await?,
+            min_chunk,
         })
-    }
-
-    /// Streams a blob into an open upload and commits it under `digest`. The registry checks
-    /// the digest too, so corrupted content can never be stored under the expected name; a
-    /// stream that ends in an error aborts the request and nothing is committed.
-    pub async fn upload_blob<S>(
-        &self,
-        session: UploadSession,
-        digest: &Digest,
-        size: u64,
-        body: S,
-    ) -> Result<()>
-    where
-        S: Stream<Item = Result<Bytes>> + Send + 'static,
-    {
-        if self.inner_chunked().load(Ordering::Relaxed) {
-            return self.upload_in_chunk(session, digest, size, body).await;
-        }
-        let url = with_query(&session.location, "digest", digest.as_str());
-        let scopes = [Scope::push(&session.repository)];
-        let response = self
-            .send_stream(Method::PUT, &url, &scopes, |r| {
-                r.header(CONTENT_TYPE, "application/octet-stream")
-                    .header(CONTENT_LENGTH, size)
-                    .body(reqwest::Body::wrap_stream(body))
-            })
-            .await?;
-        match response.status() {
-            StatusCode::CREATED | StatusCode::NO_CONTENT | StatusCode::OK => Ok(()),
-            StatusCode::METHOD_NOT_ALLOWED
-            | StatusCode::RANGE_NOT_SATISFIABLE
-            | StatusCode::NOT_IMPLEMENTED => {
-                self.inner_chunked().store(true, Ordering::Relaxed);
-                Err(Error::MonolithicUploadRefused {
-                    host: self.host().to_string(),
-                })
-            }
-            _ => Err(self
-                .unexpected(response, "PUT", &session.repository, || {
-                    format!("blob {} in {}", digest.short(), session.repository)
-                })
-                .await),
-        }
-    }
-
-    /// The two-step upload some registries require: PATCH the content, then PUT the digest.
-    async fn upload_in_chunk<S>(
-        &self,
-        session: UploadSession,
-        digest: &Digest,
-        size: u64,
-        body: S,
-    ) -> Result<()>
-    where
-        S: Stream<Item = Result<Bytes>> + Send + 'static,
-    {
-        let scopes = [Scope::push(&session.repository)];
-        let response = self
-            .send_stream(Method::PATCH, &session.location, &scopes, |r| {
-                let request = r
-                    .header(CONTENT_TYPE, "application/octet-stream")
-                    .header(CONTENT_LENGTH, size);
-                let request = if size > 0 {
-                    request.header(CONTENT_RANGE, format!("0-{}", size - 1))
-                } else {
-                    request
-                };
-                request.body(reqwest::Body::wrap_stream(body))
-            })
-            .await?;
-        if response.status() != StatusCode::ACCEPTED && response.status() != StatusCode::NO_CONTENT
-        {
-            return Err(self
-                .unexpected(response, "PATCH", &session.repository, || {
-                    format!("blob {} in {}", digest.short(), session.repository)
-                })
-                .await);
-        }
-        let next = self.session(&session.repository, &response).await?;
-        let url = with_query(&next.location, "digest", digest.as_str());
-        let response = self
-            .send(Method::PUT, &url, &scopes, &|r| r.header(CONTENT_LENGTH, 0))
-            .await?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(self
-                .unexpected(response, "PUT", &session.repository, || {
-                    format!("blob {} in {}", digest.short(), session.repository)
-                })
-                .await)
-        }
     }
 }
 
-fn with_query(url: &str, key: &str, value: &str) -> String {
+pub(crate) fn with_query(url: &str, key: &str, value: &str) -> String {
     let separator = if url.contains('?') { '&' } else { '?' };
     let value: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
     format!("{url}{separator}{key}={value}")

@@ -5,7 +5,7 @@
 //! 5xx and 429. Operations themselves live in `blobs.rs` and `manifest_requests.rs`.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -65,6 +65,9 @@ struct Inner {
     tokens: TokenCache,
     /// Set once the registry refused a single-request upload; later uploads go in chunks.
     pub(crate) chunked_uploads: AtomicBool,
+    /// The largest upload chunk since a connection broke under a request (0: none broke);
+    /// see `upload.rs`.
+    upload_chunk: AtomicU64,
     /// A token service that was not sent the password (see `may_receive_credentials`): a
     /// refusal that follows is explained by that, not as a wrong password.
     withheld_from: std::sync::Mutex<Option<String>>,
@@ -105,6 +108,7 @@ impl Registry {
                 secret: OnceCell::new(),
                 tokens: TokenCache::default(),
                 chunked_uploads: AtomicBool::new(false),
+                upload_chunk: AtomicU64::new(0),
                 withheld_from: std::sync::Mutex::new(None),
             }),
         })
@@ -124,6 +128,10 @@ impl Registry {
 
     pub(crate) fn stalled_read(&self) -> Option<Duration> {
         self.inner.stalled_read
+    }
+
+    pub(crate) fn chunk_limit_cell(&self) -> &AtomicU64 {
+        &self.inner.upload_chunk
     }
 
     pub(crate) fn inner_chunked(&self) -> &AtomicBool {

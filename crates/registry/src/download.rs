@@ -41,10 +41,30 @@ impl Registry {
     /// they flow (the engine does), so nothing is read twice. A connection that breaks or
     /// stalls midway is resumed (see the module's comment).
     pub async fn get_blob(&self, repository: &str, digest: &Digest) -> Result<BlobStream> {
+        self.get_blob_from(repository, digest, 0).await
+    }
+
+    /// The blob's bytes from `offset` on, as [`Registry::get_blob`] gives them all; `size` is
+    /// then what is left.
+    pub async fn get_blob_from(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<BlobStream> {
         let path = format!("{repository}/blobs/{digest}");
-        let response = self
-            .send(Method::GET, &path, &[Scope::pull(repository)], &|r| r)
-            .await?;
+        let mut download = Download {
+            registry: self.clone(),
+            repository: repository.to_string(),
+            path,
+            body: futures_util::stream::empty().boxed(),
+            size: None,
+            received: offset,
+            to_drop: 0,
+            failed_resumes: 0,
+            ended: false,
+        };
+        let response = download.request().await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Err(Error::BlobNotFound {
                 host: self.host().to_string(),
@@ -52,25 +72,8 @@ impl Registry {
                 digest: digest.clone(),
             });
         }
-        if response.status() != StatusCode::OK {
-            return Err(self
-                .unexpected(response, "GET", repository, || {
-                    format!("blob {} in {repository}", digest.short())
-                })
-                .await);
-        }
-        let size = response.content_length();
-        let download = Download {
-            registry: self.clone(),
-            repository: repository.to_string(),
-            path,
-            body: response.bytes_stream().boxed(),
-            size,
-            received: 0,
-            to_drop: 0,
-            failed_resumes: 0,
-            ended: false,
-        };
+        download.take(response).await?;
+        let size = download.size.map(|size| size - offset);
         let stream = futures_util::stream::unfold(download, |mut download| async move {
             let item = download.next().await?;
             Some((item, download))
@@ -164,19 +167,36 @@ impl Download {
             "resuming download"
         );
         tokio::time::sleep(policy.delay(self.failed_resumes)).await;
+        let response = self.request().await?;
+        self.take(response).await
+    }
+
+    /// Asks for the blob from the first byte the caller does not have.
+    fn request(&self) -> impl std::future::Future<Output = Result<Response>> + Send + use<> {
+        // Owned parts only: the body stream is not `Sync`, so `&self` cannot be held across
+        // the wait.
+        let (registry, path, from) = (self.registry.clone(), self.path.clone(), self.received);
+        let scopes = [Scope::pull(&self.repository)];
+        async move {
+            registry
+                .send(Method::GET, &path, &scopes, &|r| {
+                    if from > 0 {
+                        r.header(RANGE, format!("bytes={from}-"))
+                    } else {
+                        r
+                    }
+                })
+                .await
+        }
+    }
+
+    /// Goes on with the answer to [`Download::request`].
+    async fn take(&mut self, response: Response) -> Result<()> {
         let from = self.received;
-        let response = self
-            .registry
-            .send(
-                Method::GET,
-                &self.path,
-                &[Scope::pull(&self.repository)],
-                &|r| r.header(RANGE, format!("bytes={from}-")),
-            )
-            .await?;
-        self.to_drop = match response.status() {
-            StatusCode::PARTIAL_CONTENT => {
-                let starts_at = range_start(&response);
+        let status = response.status();
+        self.to_drop = match status {
+            StatusCode::PARTIAL_CONTENT if from > 0 => {
+                let (starts_at, total) = content_range(&response);
                 if starts_at != Some(from) {
                     return Err(Error::Protocol {
                         host: self.registry.host().to_string(),
@@ -186,16 +206,27 @@ impl Download {
                         ),
                     });
                 }
+                let rest = response.content_length().map(|length| from + length);
+                self.size = self.size.or(total).or(rest);
                 0
             }
-            // `Range` ignored: the whole blob again, and what the caller has is dropped.
-            StatusCode::OK => from,
+            // From the start: the first request, or `Range` ignored (the whole blob again, and
+            // what the caller has is dropped).
+            StatusCode::OK => {
+                self.size = self.size.or(response.content_length());
+                from
+            }
             _ => {
+                let what = || {
+                    if from == 0 {
+                        format!("blob in {}", self.repository)
+                    } else {
+                        format!("the rest of a blob in {} from byte {from}", self.repository)
+                    }
+                };
                 return Err(self
                     .registry
-                    .unexpected(response, "GET", &self.repository, || {
-                        format!("the rest of a blob in {} from byte {from}", self.repository)
-                    })
+                    .unexpected(response, "GET", &self.repository, what)
                     .await);
             }
         };
@@ -225,9 +256,17 @@ impl Broken {
     }
 }
 
-/// The first byte of a 206 answer's `Content-Range: bytes FIRST-LAST/TOTAL`.
-fn range_start(response: &Response) -> Option<u64> {
-    let value = response.headers().get(CONTENT_RANGE)?.to_str().ok()?;
-    let range = value.trim().strip_prefix("bytes")?.trim_start();
-    range.split('-').next()?.trim().parse().ok()
+/// The first byte and the total of a 206 answer's `Content-Range: bytes FIRST-LAST/TOTAL`.
+fn content_range(response: &Response) -> (Option<u64>, Option<u64>) {
+    let Some(value) = response
+        .headers()
+        .get(CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return (None, None);
+    };
+    let range = value.trim().trim_start_matches("bytes").trim_start();
+    let (span, total) = range.split_once('/').unwrap_or((range, ""));
+    let first = span.split('-').next().and_then(|f| f.trim().parse().ok());
+    (first, total.trim().parse().ok())
 }

@@ -15,6 +15,7 @@ pub mod manifest;
 mod manifest_requests;
 pub mod reference;
 mod retry;
+mod upload;
 
 pub use auth::{Credentials, Scope};
 pub use blobs::{MountOutcome, UploadSession};
@@ -25,6 +26,7 @@ pub use endpoint::{Endpoint, Scheme, TlsOptions, is_docker_hub};
 pub use error::{Error, NetworkFailure, Result};
 pub use manifest_requests::Manifest;
 pub use retry::RetryPolicy;
+pub use upload::{BlobBody, BodyFrom};
 
 /// Entry points for the fuzz targets (fuzz/) into parsers of what a registry sends that are
 /// private to this crate. Not part of the crate's interface: hidden, and free to change.

@@ -87,6 +87,8 @@ pub struct Rule {
     method: String,
     path_contains: Vec<String>,
     only_with_body: bool,
+    /// Matching requests still to let through before the rule applies.
+    skip: usize,
     times: Option<usize>,
     fault: Fault,
 }
@@ -99,6 +101,7 @@ impl Rule {
             method: method.to_ascii_uppercase(),
             path_contains: vec![path_contains.to_owned()],
             only_with_body: false,
+            skip: 0,
             times: None,
             fault,
         }
@@ -228,6 +231,12 @@ impl Rule {
     /// Applies only to requests that carry a non-empty body.
     pub fn only_with_body(mut self) -> Rule {
         self.only_with_body = true;
+        self
+    }
+
+    /// Lets the first `n` matching requests through untouched; the rule applies from the next.
+    pub fn after(mut self, n: usize) -> Rule {
+        self.skip = n;
         self
     }
 
@@ -496,11 +505,15 @@ fn serve_connection(client: TcpStream, shared: &Shared) -> io::Result<()> {
         rules
             .iter_mut()
             .find(|rule| rule.matches(&request.method, &request.path, request.body.len()))
-            .map(|rule| {
+            .and_then(|rule| {
+                if rule.skip > 0 {
+                    rule.skip -= 1;
+                    return None;
+                }
                 if let Some(left) = rule.times.as_mut() {
                     *left -= 1;
                 }
-                rule.fault.clone()
+                Some(rule.fault.clone())
             })
     };
     let entry = record(

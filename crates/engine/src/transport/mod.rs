@@ -9,8 +9,8 @@ pub mod registry;
 mod location;
 pub use location::{Location, LocationError, TRANSPORTS};
 
-use ::registry::Digest;
 use ::registry::manifest::Descriptor;
+use ::registry::{BodyFrom, Digest};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
@@ -33,6 +33,19 @@ pub trait ImageSource: Send + Sync {
 
     /// Opens a blob for streaming. The engine verifies size and digest as it flows.
     async fn blob(&self, repository: &str, descriptor: &Descriptor) -> Result<ByteStream>;
+
+    /// The blob's bytes from `offset` on, for a destination that continues a broken upload.
+    /// By default the blob is read from its start and the first `offset` bytes are dropped; a
+    /// source that can start midway (a registry, with `Range`) does.
+    async fn blob_from(
+        &self,
+        repository: &str,
+        descriptor: &Descriptor,
+        offset: u64,
+    ) -> Result<ByteStream> {
+        let content = self.blob(repository, descriptor).await?;
+        Ok(skip_bytes(content, offset))
+    }
 
     /// Where a blob comes from, for a source that can say more than its own name (a bundle
     /// names the data file), so a damaged copy can be found.
@@ -90,6 +103,18 @@ pub trait ImageDestination: Send + Sync {
         content: ByteStream,
     ) -> Result<()>;
 
+    /// [`put_blob`](Self::put_blob) for a destination that can continue a broken upload: it
+    /// asks `again` for the bytes from where it stands. Others ignore `again`.
+    async fn put_blob_resuming(
+        &self,
+        repository: &str,
+        descriptor: &Descriptor,
+        content: ByteStream,
+        _again: &dyn BodyFrom,
+    ) -> Result<()> {
+        self.put_blob(repository, descriptor, content).await
+    }
+
     /// The digest of the manifest `reference` names, if the destination has one.
     async fn manifest_digest(&self, repository: &str, reference: &str) -> Result<Option<Digest>>;
 
@@ -125,6 +150,26 @@ pub trait ImageLoader: Send + Sync {
     /// Fails when the stream breaks or the engine rejects the archive; a failed load must
     /// leave no tag behind.
     async fn load(&self, name: &str, archive: ByteStream) -> Result<()>;
+}
+
+/// `content` without its first `count` bytes.
+fn skip_bytes(content: ByteStream, count: u64) -> ByteStream {
+    use futures_util::StreamExt;
+    let mut left = count;
+    content
+        .filter_map(move |chunk| {
+            let kept = match chunk {
+                Ok(mut bytes) if left > 0 => {
+                    let dropped = left.min(bytes.len() as u64);
+                    left -= dropped;
+                    let rest = bytes.split_off(dropped as usize);
+                    (!rest.is_empty()).then_some(Ok(rest))
+                }
+                other => Some(other),
+            };
+            std::future::ready(kept)
+        })
+        .boxed()
 }
 
 /// The name a file destination (a bundle, an archive, a layout) gives an image:

@@ -6,8 +6,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use registry::manifest::Descriptor;
-use registry::{Digest, MountOutcome, Registry, UploadSession};
+use registry::{BlobBody, BodyFrom, Digest, MountOutcome, Registry, UploadSession};
 
 use super::{ByteStream, ImageDestination, ImageSource, Manifest, ManifestRole};
 use crate::error::Result;
@@ -39,9 +40,22 @@ impl ImageSource for RegistrySource {
             .await?;
         Ok(blob.stream.boxed())
     }
+
+    async fn blob_from(
+        &self,
+        repository: &str,
+        descriptor: &Descriptor,
+        offset: u64,
+    ) -> Result<ByteStream> {
+        let blob = self
+            .registry
+            .get_blob_from(repository, &descriptor.digest, offset)
+            .await?;
+        Ok(blob.stream)
+    }
 }
 
-/// The size of the pieces an upload's body is cut into (see `put_blob`).
+/// The size of the pieces an upload's body is cut into (see `in_small_pieces`).
 const UPLOAD_PIECE: usize = 16 << 10;
 
 pub struct RegistryDestination {
@@ -57,6 +71,64 @@ impl RegistryDestination {
             registry,
             opened_by_mount: Mutex::new(HashMap::new()),
         }
+    }
+}
+
+impl RegistryDestination {
+    async fn upload(
+        &self,
+        repository: &str,
+        descriptor: &Descriptor,
+        content: ByteStream,
+        again: Option<&dyn BodyFrom>,
+    ) -> Result<()> {
+        let opened = self
+            .opened_by_mount
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&(repository.to_string(), descriptor.digest.clone()));
+        let session = match opened {
+            Some(session) => session,
+            None => self.registry.start_upload(repository).await?,
+        };
+        self.registry
+            .upload_blob(
+                session,
+                &descriptor.digest,
+                descriptor.size,
+                in_small_pieces(content),
+                again,
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// Chunks from a registry download are slices of that connection's read buffer (which grows to
+/// ~400 KiB). An upload queues up to 16 chunks before the socket takes them; queued slices would
+/// keep the download's buffers alive and make it allocate new ones. Small copies bound the
+/// queue and free the download's buffer at once.
+fn in_small_pieces(content: ByteStream) -> ByteStream {
+    content
+        .flat_map(|chunk| {
+            let pieces: Vec<Result<Bytes, registry::Error>> = match chunk {
+                Ok(bytes) => bytes
+                    .chunks(UPLOAD_PIECE)
+                    .map(|piece| Ok(Bytes::copy_from_slice(piece)))
+                    .collect(),
+                Err(error) => vec![Err(error)],
+            };
+            futures_util::stream::iter(pieces)
+        })
+        .boxed()
+}
+
+/// The bytes of an upload read again, cut as the first reading was.
+struct SmallPieces<'a>(&'a dyn BodyFrom);
+
+impl BodyFrom for SmallPieces<'_> {
+    fn body_from(&self, offset: u64) -> BoxFuture<'_, registry::Result<BlobBody>> {
+        Box::pin(async move { Ok(in_small_pieces(self.0.body_from(offset).await?)) })
     }
 }
 
@@ -107,33 +179,19 @@ impl ImageDestination for RegistryDestination {
         descriptor: &Descriptor,
         content: ByteStream,
     ) -> Result<()> {
-        let opened = self
-            .opened_by_mount
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(&(repository.to_string(), descriptor.digest.clone()));
-        let session = match opened {
-            Some(session) => session,
-            None => self.registry.start_upload(repository).await?,
-        };
-        // Chunks from a registry download are slices of that connection's read buffer (which
-        // grows to ~400 KiB). The upload queues up to 16 chunks before the socket takes them;
-        // queued slices would keep the download's buffers alive and make it allocate new
-        // ones. Small copies bound the queue and free the download's buffer at once.
-        let content = content.flat_map(|chunk| {
-            let pieces: Vec<Result<Bytes, registry::Error>> = match chunk {
-                Ok(bytes) => bytes
-                    .chunks(UPLOAD_PIECE)
-                    .map(|piece| Ok(Bytes::copy_from_slice(piece)))
-                    .collect(),
-                Err(error) => vec![Err(error)],
-            };
-            futures_util::stream::iter(pieces)
-        });
-        self.registry
-            .upload_blob(session, &descriptor.digest, descriptor.size, content)
-            .await?;
-        Ok(())
+        self.upload(repository, descriptor, content, None).await
+    }
+
+    async fn put_blob_resuming(
+        &self,
+        repository: &str,
+        descriptor: &Descriptor,
+        content: ByteStream,
+        again: &dyn BodyFrom,
+    ) -> Result<()> {
+        let again = SmallPieces(again);
+        self.upload(repository, descriptor, content, Some(&again))
+            .await
     }
 
     async fn manifest_digest(&self, repository: &str, reference: &str) -> Result<Option<Digest>> {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use testkit::proxy::{FaultProxy, Rule, SeenRequest};
 use testkit::{Layer, PushedImage, TestRegistry, push_oci_image};
 
-use crate::bundle_support::{assert_success, line, output_text};
+use crate::bundle_support::{assert_success, line, output_text, save, upload};
 use crate::common::{image_transmit, served_digest, workdir, write};
 
 #[test]
@@ -155,4 +155,188 @@ fn a_stalled_download_is_resumed_on_a_new_connection() {
     assert_eq!(reads.len(), 2, "{reads:#?}");
     assert_eq!(reads[1].range.as_deref(), Some("bytes=200000-"));
     assert_eq!(reads[1].status, Some(206), "{reads:#?}");
+}
+
+/// `(method, Content-Range, status)` of each request of one upload session (one upload UUID).
+type UploadLog = Vec<(String, Option<String>, Option<u16>)>;
+
+/// The upload session of each request to `…/blobs/uploads/UUID`.
+fn upload_id(path: &str) -> Option<&str> {
+    let rest = path.split("/blobs/uploads/").nth(1)?;
+    let id = rest.split('?').next()?;
+    (!id.is_empty()).then_some(id)
+}
+
+/// The requests of the upload whose single-request `PUT` was cut, in order.
+fn cut_upload(proxy: &FaultProxy) -> UploadLog {
+    let requests = proxy.requests();
+    let cut = requests
+        .iter()
+        .find(|seen| {
+            seen.method == "PUT" && seen.status.is_none() && upload_id(&seen.path).is_some()
+        })
+        .unwrap_or_else(|| panic!("no upload was cut: {requests:#?}"));
+    let id = upload_id(&cut.path);
+    requests
+        .iter()
+        .filter(|seen| upload_id(&seen.path) == id)
+        .map(|seen| (seen.method.clone(), seen.range.clone(), seen.status))
+        .collect()
+}
+
+/// A chunk's `Content-Range: FIRST-LAST`.
+fn span(range: &Option<String>) -> (u64, u64) {
+    let range = range.as_deref().expect("a chunk without Content-Range");
+    let (first, last) = range.split_once('-').unwrap();
+    (first.parse().unwrap(), last.parse().unwrap())
+}
+
+/// Rules for a proxy in front of the target that takes whole requests before it forwards them
+/// (as nginx does): the single-request upload of the layer is cut after 3 MiB, which teaches
+/// the client a chunk size, and the third chunk is cut too. The registry never sees a cut
+/// request, so it still knows the upload and says how much it holds.
+fn cut_twice(proxy: &FaultProxy) {
+    proxy.add(Rule::cut_request_body("PUT", "/blobs/uploads/", 3 << 20, false).times(1));
+    proxy.add(
+        Rule::cut_request_body("PATCH", "/blobs/uploads/", 500_000, false)
+            .after(2)
+            .times(1),
+    );
+}
+
+/// What `cut_twice` leads to: after each cut the state of the upload is asked for, and chunks
+/// go on from the last byte the registry holds, not from the first.
+#[track_caller]
+fn assert_continued_where_the_registry_stood(proxy: &FaultProxy, size: u64) {
+    let log = cut_upload(proxy);
+    let status_query = ("GET".to_string(), None, Some(204));
+    assert_eq!(log[1], status_query, "{log:#?}");
+    let cut_patch = log
+        .iter()
+        .position(|(method, _, status)| method == "PATCH" && status.is_none())
+        .unwrap_or_else(|| panic!("no chunk was cut: {log:#?}"));
+    assert_eq!(log[cut_patch + 1], status_query, "{log:#?}");
+    assert_eq!(
+        span(&log[cut_patch + 2].1).0,
+        span(&log[cut_patch].1).0,
+        "{log:#?}"
+    );
+    let mut next = 0;
+    for (method, range, _) in log.iter().filter(|(_, _, status)| *status == Some(202)) {
+        assert_eq!(method, "PATCH", "{log:#?}");
+        let (first, last) = span(range);
+        assert_eq!(first, next, "chunks leave no gap: {log:#?}");
+        assert!(
+            last - first < 3 << 20,
+            "chunks stay under the cut: {log:#?}"
+        );
+        next = last + 1;
+    }
+    assert_eq!(next, size, "{log:#?}");
+    assert!(span(&log[cut_patch].1).0 > 0, "{log:#?}");
+    assert_eq!(
+        log.last().unwrap(),
+        &("PUT".to_string(), None, Some(201)),
+        "{log:#?}"
+    );
+}
+
+#[test]
+fn a_copy_whose_upload_is_cut_goes_on_from_where_the_registry_stands() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let layer = Layer::random(140_020, 16 << 20);
+    let image = push_oci_image(&source, "team/app", "1", std::slice::from_ref(&layer));
+    let proxy = FaultProxy::start(&target);
+    cut_twice(&proxy);
+
+    let dir = workdir();
+    let output = image_transmit(dir.path())
+        .args(["copy", &source.url(), &proxy.url()])
+        .arg(line(&image))
+        .output()
+        .unwrap();
+    assert_success(&output);
+    assert_eq!(
+        served_digest(&target, "team/app", "1").as_deref(),
+        Some(image.digest.as_str())
+    );
+    assert_continued_where_the_registry_stood(&proxy, layer.bytes().len() as u64);
+}
+
+/// The same cuts on the way from a bundle (`upload`): the bytes from where the registry stands
+/// are read again from the bundle's data file.
+#[test]
+fn a_bundle_upload_that_is_cut_goes_on_from_where_the_registry_stands() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let layer = Layer::random(140_021, 16 << 20);
+    let image = push_oci_image(&source, "team/app", "1", std::slice::from_ref(&layer));
+    let dir = workdir();
+    let (output, meta) = save(dir.path(), &source.url(), &[&line(&image)]);
+    assert_success(&output);
+    let proxy = FaultProxy::start(&target);
+    cut_twice(&proxy);
+
+    let output = upload(&proxy.url(), &meta, &[]);
+    assert_success(&output);
+    assert_eq!(
+        served_digest(&target, "team/app", "1").as_deref(),
+        Some(image.digest.as_str())
+    );
+    assert_continued_where_the_registry_stood(&proxy, layer.bytes().len() as u64);
+}
+
+/// A cut that reaches the registry (a firewall or tunnel breaking the connection): the CNCF
+/// registry then drops the upload, says so when asked, and the layer goes again in a new
+/// session, in chunks under the cut.
+#[test]
+fn an_upload_the_registry_forgot_starts_again_in_a_new_session() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let layer = Layer::random(140_022, 8 << 20);
+    let image = push_oci_image(&source, "team/app", "1", std::slice::from_ref(&layer));
+    let proxy = FaultProxy::start(&target);
+    proxy.add(Rule::cut_request_body("PUT", "/blobs/uploads/", 3 << 20, true).times(1));
+
+    let dir = workdir();
+    let output = image_transmit(dir.path())
+        .args(["copy", &source.url(), &proxy.url()])
+        .arg(line(&image))
+        .output()
+        .unwrap();
+    assert_success(&output);
+    assert_eq!(
+        served_digest(&target, "team/app", "1").as_deref(),
+        Some(image.digest.as_str())
+    );
+    let forgotten = cut_upload(&proxy);
+    assert_eq!(
+        forgotten,
+        vec![
+            ("PUT".to_string(), None, None),
+            ("GET".to_string(), None, Some(404)),
+        ]
+    );
+    // The new session: every chunk answered, from the first byte to the last.
+    let requests = proxy.requests();
+    let cut_at = requests
+        .iter()
+        .position(|seen| seen.method == "PUT" && seen.status.is_none())
+        .unwrap();
+    let chunks: Vec<(u64, u64)> = requests[cut_at..]
+        .iter()
+        .filter(|seen| seen.method == "PATCH" && seen.body_len > 0)
+        .map(|seen| span(&seen.range))
+        .collect();
+    assert_eq!(
+        chunks.first().map(|chunk| chunk.0),
+        Some(0),
+        "{requests:#?}"
+    );
+    assert_eq!(
+        chunks.last().map(|chunk| chunk.1 + 1),
+        Some(layer.bytes().len() as u64),
+        "{requests:#?}"
+    );
 }
