@@ -11,8 +11,12 @@ layers of its own (32 MiB + 12 MiB): 512 MiB of unique layer bytes, 1632 MiB as 
 The scaling images: "small", whose one layer is the 96 MiB base layer, and "big", one layer of
 --big-mib MiB. Both move one blob stream at a time, so their peak RSS differs only by layer size.
 
-Usage: make-images.py OUT_DIR [--images 8] [--big-mib 2048]
-Refs in OUT_DIR/index.json are app0..app{N-1}, small and, unless --big-mib 0, big.
+With --tiny N, also N images "tiny0".."tiny{N-1}": a shared 2 MiB base layer and an 80 KiB
+layer of their own. With --single-mib M, also "single": one layer of M MiB.
+
+Usage: make-images.py OUT_DIR [--images 8] [--big-mib 2048] [--tiny N] [--single-mib M]
+Refs in OUT_DIR/index.json are app0..app{N-1}, small and, unless --big-mib 0, big; then the
+tiny ones and single when asked for.
 """
 
 import argparse
@@ -27,6 +31,10 @@ MIB = 1 << 20
 CHUNK = 1 * MIB
 BASE_LAYERS = [("base-0", 96), ("base-1", 64)]
 OWN_LAYERS = [("own-a", 32), ("own-b", 12)]
+# The many-small-images set (--tiny N): a shared 2 MiB base and 80 KiB of each image's own,
+# so that only round trips, not bytes, make the time.
+TINY_BASE = ("tiny-base", 2)
+TINY_OWN_KIB = 80
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -49,11 +57,14 @@ class Layout:
                 f.write(data)
         return {"mediaType": media_type, "digest": "sha256:" + digest, "size": len(data)}
 
-    def layer(self, name, mib):
-        """A tar.gz with one file of `mib` MiB of bytes seeded by `name`; made once per name."""
+    def layer(self, name, mib, kib=None):
+        """A tar.gz with one file of `mib` MiB (or `kib` KiB) of bytes seeded by `name`; made
+        once per name."""
         if name in self.layers:
             return self.layers[name]
-        rng = random.Random(f"image-transmit-bench/{name}/{mib}")
+        seed = f"image-transmit-bench/{name}/{mib}" if kib is None else f"image-transmit-bench/{name}/{kib}k"
+        rng = random.Random(seed)
+        total = mib * MIB if kib is None else kib * 1024
         tar_sha = hashlib.sha256()
         gz_sha = hashlib.sha256()
         gz = zlib.compressobj(0, zlib.DEFLATED, 31)
@@ -70,12 +81,15 @@ class Layout:
                 size += len(packed)
 
             info = tarfile.TarInfo(f"data/{name}.bin")
-            info.size = mib * MIB
+            info.size = total
             info.mode = 0o644
             info.mtime = 0
             emit(info.tobuf(format=tarfile.PAX_FORMAT))
-            for _ in range(mib):
-                emit(rng.randbytes(CHUNK))
+            left = total
+            while left > 0:
+                step = min(CHUNK, left)
+                emit(rng.randbytes(step))
+                left -= step
             # The file is a whole number of 512-byte blocks; two zero blocks end the archive.
             emit(b"\0" * (2 * tarfile.BLOCKSIZE))
             tail = gz.flush()
@@ -92,7 +106,7 @@ class Layout:
         return entry
 
     def image(self, ref, layer_specs):
-        layers = [self.layer(name, mib) for name, mib in layer_specs]
+        layers = [self.layer(*spec) for spec in layer_specs]
         config = {
             "architecture": "amd64",
             "os": "linux",
@@ -122,6 +136,8 @@ def main():
     parser.add_argument("out")
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--big-mib", type=int, default=2048)
+    parser.add_argument("--tiny", type=int, default=0)
+    parser.add_argument("--single-mib", type=int, default=0)
     args = parser.parse_args()
 
     layout = Layout(args.out)
@@ -131,6 +147,10 @@ def main():
     layout.image("small", BASE_LAYERS[:1])
     if args.big_mib > 0:
         layout.image("big", [("big", args.big_mib)])
+    for i in range(args.tiny):
+        layout.image(f"tiny{i}", [TINY_BASE, (f"tiny{i}-own", 0, TINY_OWN_KIB)])
+    if args.single_mib > 0:
+        layout.image("single", [("single", args.single_mib)])
     layout.finish()
 
 

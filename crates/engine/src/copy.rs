@@ -30,6 +30,9 @@ mod load;
 /// How long a blob transfer may go without moving a byte, unless configured otherwise.
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Images worked on at once for each blob transfer place (`maxconn`); see `images_in_flight`.
+const IMAGES_PER_TRANSFER: usize = 4;
+
 /// How a job runs.
 #[derive(Debug, Clone)]
 pub struct CopyOptions {
@@ -377,8 +380,7 @@ impl CopyJob {
 
         let mut running = tokio::task::JoinSet::new();
         let mut waiting = resolved.into_iter();
-        let parallel_images = self.options.max_connections.max(1);
-        for image in waiting.by_ref().take(parallel_images) {
+        for image in waiting.by_ref().take(self.images_in_flight()) {
             let job = self.clone();
             running.spawn(async move { job.copy_image(image).await });
         }
@@ -410,6 +412,21 @@ impl CopyJob {
         report
     }
 
+    /// How many images are worked on at once: several per blob transfer place, so that over a
+    /// long link the round trips of many images (manifest lookups, blob checks, mounts, opening
+    /// uploads, tags) overlap, while bytes move in at most `maxconn` transfers.
+    /// A daemon that may be stopped gracefully (`stop_starting`) keeps to `maxconn` images: its
+    /// stop lets the images in flight finish, and those should be the ones moving bytes, not
+    /// many more waiting for a place.
+    fn images_in_flight(&self) -> usize {
+        let per_transfer = if self.options.stop_starting.is_some() {
+            1
+        } else {
+            IMAGES_PER_TRANSFER
+        };
+        self.options.max_connections.max(1) * per_transfer
+    }
+
     fn emit(&self, event: Event) {
         if let Event::ImageSized { image, bytes } = &event {
             lock(&self.sizes).insert(*image, *bytes);
@@ -428,7 +445,7 @@ impl CopyJob {
                     .await;
                 (id, pair, result)
             })
-            .buffered(self.options.max_connections.max(1));
+            .buffered(self.images_in_flight());
         let results: Vec<_> = lookups.collect().await;
         let mut resolved = Vec::new();
         for (id, pair, result) in results {
@@ -786,6 +803,7 @@ impl CopyJob {
                 return Ok(());
             }
         }
+        destination.prepare_blob(repository, blob).await?;
         let _permit = self
             .transfers
             .acquire()

@@ -49,7 +49,10 @@ pub(crate) struct Progress {
 struct Bars {
     multi: MultiProgress,
     status: ProgressBar,
-    per_image: Mutex<HashMap<ImageId, ProgressBar>>,
+    /// Each image's bar, and whether it is on the screen yet: it shows once the image's first
+    /// blob starts moving, so the many images checked at once over a long link (most of them
+    /// waiting, or finding everything in place) do not fill the terminal.
+    per_image: Mutex<HashMap<ImageId, (ProgressBar, bool)>>,
 }
 
 /// How often the status line is refreshed, as in the original.
@@ -183,19 +186,21 @@ impl Progress {
     fn bar(&self, image: ImageId) -> Option<ProgressBar> {
         let bars = self.bars.as_ref()?;
         let per_image = bars.per_image.lock().unwrap_or_else(|p| p.into_inner());
-        per_image.get(&image).cloned()
+        per_image.get(&image).map(|(bar, _)| bar.clone())
     }
 
     fn finish_bar(&self, image: ImageId) {
         if let Some(bars) = &self.bars
-            && let Some(bar) = bars
+            && let Some((bar, shown)) = bars
                 .per_image
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&image)
         {
             bar.finish_and_clear();
-            bars.multi.remove(&bar);
+            if shown {
+                bars.multi.remove(&bar);
+            }
         }
     }
 }
@@ -227,7 +232,7 @@ impl Observer for Progress {
                     .insert(*image, (source.clone(), target.clone()));
                 if let Some(bars) = &self.bars {
                     // No length until the manifests are read: an empty bar, not a full one.
-                    let bar = bars.multi.add(ProgressBar::no_length());
+                    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
                     bar.set_style(
                         // 56 columns before the name, which is cut to fit an 80-column terminal.
                         ProgressStyle::with_template(
@@ -240,7 +245,20 @@ impl Observer for Progress {
                     bars.per_image
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .insert(*image, bar);
+                        .insert(*image, (bar, false));
+                }
+            }
+            Event::BlobStarted { image, .. } => {
+                if let Some(bars) = &self.bars
+                    && let Some((bar, shown)) = bars
+                        .per_image
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_mut(image)
+                    && !*shown
+                {
+                    bars.multi.add(bar.clone());
+                    *shown = true;
                 }
             }
             Event::BlobProgress { image, bytes } => {
@@ -314,7 +332,7 @@ impl Observer for Progress {
                     reason = explain_for(&source, error)
                 ));
             }
-            Event::BlobStarted { .. } | Event::BlobDone { .. } | Event::JobDone => {}
+            Event::BlobDone { .. } | Event::JobDone => {}
         }
     }
 }

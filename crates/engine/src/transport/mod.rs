@@ -94,6 +94,12 @@ pub trait ImageDestination: Send + Sync {
         Ok(false)
     }
 
+    /// Gets ready to receive a blob, before its transfer takes one of the job's `maxconn`
+    /// places: a registry opens the upload now, so the place is held only while bytes move.
+    async fn prepare_blob(&self, _repository: &str, _descriptor: &Descriptor) -> Result<()> {
+        Ok(())
+    }
+
     /// Stores a blob from a stream. The stream fails at its end if the content does not match
     /// the descriptor, and the destination must then commit nothing.
     async fn put_blob(

@@ -60,21 +60,28 @@ const UPLOAD_PIECE: usize = 16 << 10;
 
 pub struct RegistryDestination {
     registry: Registry,
-    /// Uploads a refused mount opened for us (202), used by the upload that follows instead of
-    /// opening another.
-    opened_by_mount: Mutex<HashMap<(String, Digest), UploadSession>>,
+    /// Uploads opened before their transfer, by a refused mount (202) or by `prepare_blob`,
+    /// used by the upload that follows instead of opening another.
+    opened: Mutex<HashMap<(String, Digest), UploadSession>>,
 }
 
 impl RegistryDestination {
     pub fn new(registry: Registry) -> RegistryDestination {
         RegistryDestination {
             registry,
-            opened_by_mount: Mutex::new(HashMap::new()),
+            opened: Mutex::new(HashMap::new()),
         }
     }
 }
 
 impl RegistryDestination {
+    fn keep_open(&self, repository: &str, descriptor: &Descriptor, session: UploadSession) {
+        self.opened
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert((repository.to_string(), descriptor.digest.clone()), session);
+    }
+
     async fn upload(
         &self,
         repository: &str,
@@ -83,7 +90,7 @@ impl RegistryDestination {
         again: Option<&dyn BodyFrom>,
     ) -> Result<()> {
         let opened = self
-            .opened_by_mount
+            .opened
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .remove(&(repository.to_string(), descriptor.digest.clone()));
@@ -159,10 +166,7 @@ impl ImageDestination for RegistryDestination {
         {
             Ok(MountOutcome::Mounted) => Ok(true),
             Ok(MountOutcome::Upload(session)) => {
-                self.opened_by_mount
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .insert((repository.to_string(), descriptor.digest.clone()), session);
+                self.keep_open(repository, descriptor, session);
                 Ok(false)
             }
             // A registry that rejects mounts outright still takes uploads.
@@ -171,6 +175,20 @@ impl ImageDestination for RegistryDestination {
                 Ok(false)
             }
         }
+    }
+
+    async fn prepare_blob(&self, repository: &str, descriptor: &Descriptor) -> Result<()> {
+        let key = (repository.to_string(), descriptor.digest.clone());
+        let opened = self
+            .opened
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains_key(&key);
+        if !opened {
+            let session = self.registry.start_upload(repository).await?;
+            self.keep_open(repository, descriptor, session);
+        }
+        Ok(())
     }
 
     async fn put_blob(
