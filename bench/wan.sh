@@ -221,7 +221,13 @@ run() {
     down=$(( ${src_after#* } - ${src_before#* } ))
     up=$(( ${dst_after%% *} - ${dst_before%% *} ))
     checked=$(verify "$dst_proxy" "$list")
-    record_run "$scenario" "$tool" "$round" "$checked" "down=$down" "up=$up" "$work/$name.out" "$@"
+    if [ "${EXPECTED_TO_FAIL:-0}" = 1 ]; then
+        # Recorded, not a problem of the benchmark: the point is to show that it fails.
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scenario" "$tool" "$round" "$run_rc" \
+            "$checked" "$run_wall" "$run_user" "$run_sys" "$run_rss" "down=$down" "up=$up" >>"$results"
+    else
+        record_run "$scenario" "$tool" "$round" "$checked" "down=$down" "up=$up" "$work/$name.out" "$@"
+    fi
     log "$scenario $tool r$round: exit $run_rc, $run_wall s, rss ${run_rss} KiB, down $down, up $up, $checked"
 }
 
@@ -266,7 +272,8 @@ if wants cut; then
         run cut image-transmit-upload "$round" src-cut dst-cut "$work/single.list" \
             "$bin" upload --to "http://127.0.0.1:$dst_cut" "$meta"
         fresh_target
-        run cut skopeo "$round" src-cut dst-cut "$work/single.list" skopeo copy --src-tls-verify=false \
+        # skopeo has no resume: a layer larger than the cut cannot arrive.
+        EXPECTED_TO_FAIL=1 run cut skopeo "$round" src-cut dst-cut "$work/single.list" skopeo copy --src-tls-verify=false \
             --dest-tls-verify=false "docker://127.0.0.1:$src_cut/single/app:latest" \
             "docker://127.0.0.1:$dst_cut/single/app:latest"
     done

@@ -62,8 +62,38 @@ fn a_wrong_rate_is_refused_in_one_sentence() {
     assert!(!dir.path().join("out").exists());
 }
 
-/// A copy from `proxy` (in front of the source) to `target` of `image`, which must succeed and
-/// arrive digest-exact; the GET requests for `blob` the proxy saw.
+/// `copy SOURCE DESTINATION` of `image`, which must succeed and arrive in `target` (the
+/// registry behind DESTINATION).
+#[track_caller]
+fn copy_arrives(
+    source: &str,
+    destination: &str,
+    target: &TestRegistry,
+    image: &PushedImage,
+    extra: &[&str],
+) {
+    let dir = workdir();
+    let output = image_transmit(dir.path())
+        .args(["copy", source, destination])
+        .args(extra)
+        .arg(line(image))
+        .output()
+        .unwrap();
+    assert_success(&output);
+    assert_arrived(target, image);
+}
+
+/// `target` serves `image` under its tag, digest-exact.
+#[track_caller]
+fn assert_arrived(target: &TestRegistry, image: &PushedImage) {
+    assert_eq!(
+        served_digest(target, &image.repository, &image.tag).as_deref(),
+        Some(image.digest.as_str())
+    );
+}
+
+/// A copy from `proxy` (in front of the source) to `target` of `image`, which must arrive; the
+/// GET requests for `blob` the proxy saw.
 #[track_caller]
 fn copy_through(
     proxy: &FaultProxy,
@@ -72,18 +102,7 @@ fn copy_through(
     blob: &str,
     extra: &[&str],
 ) -> Vec<SeenRequest> {
-    let dir = workdir();
-    let output = image_transmit(dir.path())
-        .args(["copy", &proxy.url(), &target.url()])
-        .args(extra)
-        .arg(line(image))
-        .output()
-        .unwrap();
-    assert_success(&output);
-    assert_eq!(
-        served_digest(target, &image.repository, &image.tag).as_deref(),
-        Some(image.digest.as_str())
-    );
+    copy_arrives(&proxy.url(), &target.url(), target, image, extra);
     proxy
         .requests()
         .into_iter()
@@ -250,17 +269,7 @@ fn a_copy_whose_upload_is_cut_goes_on_from_where_the_registry_stands() {
     let proxy = FaultProxy::start(&target);
     cut_twice(&proxy);
 
-    let dir = workdir();
-    let output = image_transmit(dir.path())
-        .args(["copy", &source.url(), &proxy.url()])
-        .arg(line(&image))
-        .output()
-        .unwrap();
-    assert_success(&output);
-    assert_eq!(
-        served_digest(&target, "team/app", "1").as_deref(),
-        Some(image.digest.as_str())
-    );
+    copy_arrives(&source.url(), &proxy.url(), &target, &image, &[]);
     assert_continued_where_the_registry_stood(&proxy, layer.bytes().len() as u64);
 }
 
@@ -280,10 +289,7 @@ fn a_bundle_upload_that_is_cut_goes_on_from_where_the_registry_stands() {
 
     let output = upload(&proxy.url(), &meta, &[]);
     assert_success(&output);
-    assert_eq!(
-        served_digest(&target, "team/app", "1").as_deref(),
-        Some(image.digest.as_str())
-    );
+    assert_arrived(&target, &image);
     assert_continued_where_the_registry_stood(&proxy, layer.bytes().len() as u64);
 }
 
@@ -299,17 +305,7 @@ fn an_upload_the_registry_forgot_starts_again_in_a_new_session() {
     let proxy = FaultProxy::start(&target);
     proxy.add(Rule::cut_request_body("PUT", "/blobs/uploads/", 3 << 20, true).times(1));
 
-    let dir = workdir();
-    let output = image_transmit(dir.path())
-        .args(["copy", &source.url(), &proxy.url()])
-        .arg(line(&image))
-        .output()
-        .unwrap();
-    assert_success(&output);
-    assert_eq!(
-        served_digest(&target, "team/app", "1").as_deref(),
-        Some(image.digest.as_str())
-    );
+    copy_arrives(&source.url(), &proxy.url(), &target, &image, &[]);
     let forgotten = cut_upload(&proxy);
     assert_eq!(
         forgotten,
