@@ -271,6 +271,15 @@ if wants cut; then
         fresh_target
         run cut image-transmit-upload "$round" src-cut dst-cut "$work/single.list" \
             "$bin" upload --to "http://127.0.0.1:$dst_cut" "$meta"
+        # Downloads alone: a bundle saved through the cutting proxy, then uploaded uncut so
+        # that the run is checked like the others (the bytes down are the save's alone).
+        fresh_target
+        rm -rf "$work/cut-bundle"
+        mkdir -p "$work/cut-bundle"
+        run cut image-transmit-save "$round" src-cut dst "$work/single.list" bash -c \
+            '"$1" save --from "$2" --list "$3" --out "$4/img" && "$1" upload --to "$5" "$4"/*_meta.yaml' \
+            save-then-upload "$bin" "http://127.0.0.1:$src_cut" "$work/single.list" "$work/cut-bundle" \
+            "http://127.0.0.1:$dst_proxy"
         fresh_target
         # skopeo has no resume: a layer larger than the cut cannot arrive.
         EXPECTED_TO_FAIL=1 run cut skopeo "$round" src-cut dst-cut "$work/single.list" skopeo copy --src-tls-verify=false \

@@ -87,6 +87,8 @@ pub struct Rule {
     method: String,
     path_contains: Vec<String>,
     only_with_body: bool,
+    /// Applies only to requests whose body is longer than this.
+    body_over: Option<u64>,
     /// Matching requests still to let through before the rule applies.
     skip: usize,
     times: Option<usize>,
@@ -101,6 +103,7 @@ impl Rule {
             method: method.to_ascii_uppercase(),
             path_contains: vec![path_contains.to_owned()],
             only_with_body: false,
+            body_over: None,
             skip: 0,
             times: None,
             fault,
@@ -234,6 +237,13 @@ impl Rule {
         self
     }
 
+    /// Applies only to requests whose body is longer than `bytes`, as a proxy that caps request
+    /// bodies (nginx's `client_max_body_size`) refuses only those.
+    pub fn body_over(mut self, bytes: u64) -> Rule {
+        self.body_over = Some(bytes);
+        self
+    }
+
     /// Lets the first `n` matching requests through untouched; the rule applies from the next.
     pub fn after(mut self, n: usize) -> Rule {
         self.skip = n;
@@ -251,6 +261,7 @@ impl Rule {
             && self.method == method
             && self.path_contains.iter().all(|text| path.contains(text))
             && (!self.only_with_body || body_len > 0)
+            && self.body_over.is_none_or(|limit| body_len > limit)
             && match self.fault {
                 Fault::CutRequestBody { after, .. } => body_len > after,
                 _ => true,

@@ -336,3 +336,41 @@ fn an_upload_the_registry_forgot_starts_again_in_a_new_session() {
         "{requests:#?}"
     );
 }
+
+/// A proxy in front of the target that refuses request bodies over 2 MiB (413, as nginx's
+/// `client_max_body_size` does): the upload halves its chunks until they pass, and the layer
+/// arrives.
+#[test]
+fn an_upload_refused_as_too_large_goes_on_in_smaller_chunks() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let layer = Layer::random(140_023, 6 << 20);
+    let image = push_oci_image(&source, "team/app", "1", std::slice::from_ref(&layer));
+    let proxy = FaultProxy::start(&target);
+    for method in ["PUT", "PATCH"] {
+        proxy.add(Rule::status(method, "/blobs/uploads/", 413).body_over(2 << 20));
+    }
+
+    copy_arrives(&source.url(), &proxy.url(), &target, &image, &[]);
+    let requests = proxy.requests();
+    let refused = requests
+        .iter()
+        .find(|seen| seen.method == "PUT" && seen.status == Some(413))
+        .unwrap_or_else(|| panic!("no upload was refused: {requests:#?}"));
+    let layer_upload = upload_id(&refused.path);
+    let chunks: Vec<u64> = requests
+        .iter()
+        .filter(|seen| upload_id(&seen.path) == layer_upload)
+        .filter(|seen| seen.method == "PATCH" && seen.status == Some(202))
+        .map(|seen| seen.body_len)
+        .collect();
+    assert!(
+        chunks.iter().all(|&length| length <= 2 << 20),
+        "{requests:#?}"
+    );
+    assert_eq!(
+        chunks.iter().sum::<u64>(),
+        layer.bytes().len() as u64,
+        "{requests:#?}"
+    );
+}
