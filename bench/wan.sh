@@ -16,9 +16,9 @@
 #          against skopeo sync, and the link's own limit (the bytes at --rate).
 #   small  60 images of an 80 KiB layer each on a shared 2 MiB base: only round trips count.
 #   cut    one image of a single --cut-mib MiB layer (default 64) through proxies that close
-#          every connection after 16 MiB: image-transmit copy, image-transmit upload of a
-#          bundle saved before, and skopeo copy; the bytes each moved across the link, as a
-#          multiple of the layer.
+#          every connection after 16 MiB: image-transmit copy and upload (of a bundle saved
+#          before), each also with --chunk-size 8M, save (downloads alone) and skopeo copy;
+#          the bytes each moved across the link, as a multiple of the layer.
 #   rate   the large set with --limit-rate 50M on a link opened to 1 Gbit/s: the rate held.
 # Each run is checked: the target's manifest digests must equal the source's. Peak RSS comes
 # from GNU time, bytes from the proxies' counters.
@@ -118,12 +118,12 @@ EOF
     exit 1
 }
 
-# start_proxy NAME UPSTREAM_PORT [CUT_BYTES]: a wan-proxy in front of that registry; sets
-# $proxy_port, its counters in $work/NAME.stats.
+# start_proxy NAME UPSTREAM_PORT [ARGS…]: a wan-proxy in front of that registry with ARGS
+# (--cut-after); sets $proxy_port, its counters in $work/NAME.stats.
 start_proxy() {
-    local name=$1 upstream=$2 cut=${3:-} args tries
-    args=(--upstream "$ns_ip:$upstream" --delay-ms "$delay" --stats "$work/$name.stats")
-    [ -z "$cut" ] || args+=(--cut-after "$cut")
+    local name=$1 upstream=$2 args tries
+    shift 2
+    args=(--upstream "$ns_ip:$upstream" --delay-ms "$delay" --stats "$work/$name.stats" "$@")
     "$proxy_bin" "${args[@]}" >"$work/$name.port" 2>&1 &
     pids+=("$!")
     for tries in $(seq 100); do
@@ -163,9 +163,9 @@ start_proxy src "$src_port"
 src_proxy=$proxy_port
 start_proxy dst "$dst_port"
 dst_proxy=$proxy_port
-start_proxy src-cut "$src_port" $((16 << 20))
+start_proxy src-cut "$src_port" --cut-after $((16 << 20))
 src_cut=$proxy_port
-start_proxy dst-cut "$dst_port" $((16 << 20))
+start_proxy dst-cut "$dst_port" --cut-after $((16 << 20))
 dst_cut=$proxy_port
 
 # list_of SET: image lines for image-transmit and a sync yaml for skopeo, SET "team" or "tiny".
@@ -261,23 +261,29 @@ if wants cut; then
     echo "single/app:latest" >"$work/single.list"
     # The bundle to upload: saved once, through the uncut link.
     mkdir -p "$work/single-bundle"
-    (cd "$work" && "$bin" save --from "http://127.0.0.1:$src_proxy" --list "$work/single.list" \
-        --out "$work/single-bundle/img" >"$work/save.out" 2>&1) || { cat "$work/save.out" >&2; exit 1; }
+    (cd "$work/single-bundle" && "$bin" save --from "http://127.0.0.1:$src_proxy" --list "$work/single.list" \
+        --out img >"$work/save.out" 2>&1) || { cat "$work/save.out" >&2; exit 1; }
     meta=$(find "$work/single-bundle" -name '*_meta.yaml' -type f | head -n 1)
     for round in $(seq 1 "$rounds"); do
         fresh_target
         ours_copy "$src_cut" "$dst_cut" "$work/single.list"
         run cut image-transmit-copy "$round" src-cut dst-cut "$work/single.list" "${cmd[@]}"
+        ours_copy "$src_cut" "$dst_cut" "$work/single.list" --chunk-size 8M
+        fresh_target
+        run cut image-transmit-copy-8M "$round" src-cut dst-cut "$work/single.list" "${cmd[@]}"
         fresh_target
         run cut image-transmit-upload "$round" src-cut dst-cut "$work/single.list" \
             "$bin" upload --to "http://127.0.0.1:$dst_cut" "$meta"
+        fresh_target
+        run cut image-transmit-upload-8M "$round" src-cut dst-cut "$work/single.list" \
+            "$bin" upload --chunk-size 8M --to "http://127.0.0.1:$dst_cut" "$meta"
         # Downloads alone: a bundle saved through the cutting proxy, then uploaded uncut so
         # that the run is checked like the others (the bytes down are the save's alone).
         fresh_target
         rm -rf "$work/cut-bundle"
         mkdir -p "$work/cut-bundle"
         run cut image-transmit-save "$round" src-cut dst "$work/single.list" bash -c \
-            '"$1" save --from "$2" --list "$3" --out "$4/img" && "$1" upload --to "$5" "$4"/*_meta.yaml' \
+            'cd "$4" && "$1" save --from "$2" --list "$3" --out img && "$1" upload --to "$5" data/*/*_meta.yaml' \
             save-then-upload "$bin" "http://127.0.0.1:$src_cut" "$work/single.list" "$work/cut-bundle" \
             "http://127.0.0.1:$dst_proxy"
         fresh_target

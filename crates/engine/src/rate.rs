@@ -117,6 +117,16 @@ pub fn parse_rate(text: &str) -> Option<u64> {
 /// An amount of bytes as people write it: `4G`, `500M`, `1.5GiB`, `64K`, `8192`; binary units
 /// (K = 1024), as file sizes and curl's rates are meant. Shared by `--limit-rate` and
 /// `save --split-size`.
+/// The smallest upload chunk a user may ask for: below it round trips would cost more than any
+/// proxy's cut.
+pub const SMALLEST_UPLOAD_CHUNK: u64 = 64 << 10;
+
+/// An upload chunk size (`--chunk-size`, cfg `chunksize:`): an amount of bytes, at least
+/// [`SMALLEST_UPLOAD_CHUNK`].
+pub fn parse_chunk_size(text: &str) -> Option<u64> {
+    parse_bytes(text).filter(|&bytes| bytes >= SMALLEST_UPLOAD_CHUNK)
+}
+
 pub fn parse_bytes(text: &str) -> Option<u64> {
     let trimmed = text.trim();
     let split = trimmed

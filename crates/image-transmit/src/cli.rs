@@ -74,11 +74,18 @@ pub(crate) struct TransferOptions {
     pub(crate) stall_timeout: Option<u64>,
     #[arg(long = "limit-rate", id = "limit_rate", value_name = "RATE", value_parser = rate)]
     pub(crate) limit_rate: Option<u64>,
+    #[arg(long = "chunk-size", id = "chunk_size", value_name = "SIZE", value_parser = chunk_size)]
+    pub(crate) chunk_size: Option<u64>,
 }
 
 /// `--limit-rate`: bytes a second, as curl writes them (`50M`, `512K`).
 fn rate(text: &str) -> Result<u64, String> {
     engine::rate::parse_rate(text).ok_or_else(|| text.to_string())
+}
+
+/// `--chunk-size`: an amount of bytes (`8M`), at least [`engine::rate::SMALLEST_UPLOAD_CHUNK`].
+fn chunk_size(text: &str) -> Result<u64, String> {
+    engine::rate::parse_chunk_size(text).ok_or_else(|| text.to_string())
 }
 
 #[derive(Debug, Subcommand)]

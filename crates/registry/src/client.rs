@@ -38,6 +38,10 @@ pub struct RegistryOptions {
     /// A download that receives nothing for this long is resumed from its last byte on a new
     /// connection. `None` leaves a stalled download to `read_timeout`, which resumes it too.
     pub stalled_read: Option<Duration>,
+    /// Uploads go in chunks of this many bytes, each on a connection of its own, from the
+    /// start (a proxy known to cut connections, or to cap request bodies). `None`: one request
+    /// per blob until a connection breaks; see `upload.rs`.
+    pub upload_chunk: Option<u64>,
     /// Whether to look credentials up in Docker's config.json when none are given.
     pub use_docker_config: bool,
     /// For an address without a scheme: try HTTPS first, then plain HTTP, as the original tool
@@ -108,7 +112,7 @@ impl Registry {
                 secret: OnceCell::new(),
                 tokens: TokenCache::default(),
                 chunked_uploads: AtomicBool::new(false),
-                upload_chunk: AtomicU64::new(0),
+                upload_chunk: AtomicU64::new(options.upload_chunk.unwrap_or(0)),
                 withheld_from: std::sync::Mutex::new(None),
             }),
         })

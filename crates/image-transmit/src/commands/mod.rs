@@ -65,6 +65,9 @@ pub(crate) struct JobSettings {
     pub(crate) notify_each_image: bool,
     /// The job's total bandwidth cap, bytes a second.
     pub(crate) limit_rate: Option<u64>,
+    /// Upload chunk size for registries written to; none: one request per blob until a
+    /// connection breaks.
+    pub(crate) chunk_size: Option<u64>,
 }
 
 impl JobSettings {
@@ -82,6 +85,7 @@ impl JobSettings {
             notifier: Notifier::from_config(config),
             notify_each_image: false,
             limit_rate: flags.limit_rate.or(config.limitrate),
+            chunk_size: flags.chunk_size.or(config.chunksize),
         }
     }
 }
@@ -140,7 +144,7 @@ pub(crate) fn open_source(
     if let Some(directory) = &tls.cert_dir {
         entry.cacert = Some(directory.clone());
     }
-    let registry = open_registry_verifying(&entry, config, settings.stall_timeout, tls.verify)?;
+    let registry = open_registry_verifying(&entry, config, settings, tls.verify)?;
     Ok((entry, registry))
 }
 
@@ -157,7 +161,7 @@ pub(crate) fn open_target(
     if let Some(directory) = &tls.cert_dir {
         entry.cacert = Some(directory.clone());
     }
-    let registry = open_registry_verifying(&entry, config, settings.stall_timeout, tls.verify)?;
+    let registry = open_registry_verifying(&entry, config, settings, tls.verify)?;
     Ok((entry, registry))
 }
 
@@ -199,17 +203,18 @@ pub(crate) async fn check_source(
 
 /// Opens a registry as a cfg.yaml entry describes it.
 pub(crate) fn open_registry(entry: &RegistryEntry, config: &Config) -> anyhow::Result<Registry> {
-    let stall_timeout = Duration::from_secs(config.stalltimeout);
-    open_registry_verifying(entry, config, stall_timeout, None)
+    let settings = JobSettings::new(config, &TransferOptions::default());
+    open_registry_verifying(entry, config, &settings, None)
 }
 
 /// Opens a registry; `verify`, from the command line, wins over cfg.yaml's TLS settings.
 fn open_registry_verifying(
     entry: &RegistryEntry,
     config: &Config,
-    stall_timeout: Duration,
+    settings: &JobSettings,
     verify: Option<bool>,
 ) -> anyhow::Result<Registry> {
+    let stall_timeout = settings.stall_timeout;
     let credentials = match (&entry.user, &entry.password) {
         // As in the original, both must be set; otherwise Docker's own login is used.
         (Some(user), Some(password)) if !user.is_empty() && !password.is_empty() => {
@@ -237,6 +242,7 @@ fn open_registry_verifying(
         // Half of it: a download that stops moving is resumed on a new connection before the
         // job would give the blob up as stalled.
         stalled_read: Some(stall_timeout / 2),
+        upload_chunk: settings.chunk_size,
         use_docker_config: true,
         http_fallback: true,
     };

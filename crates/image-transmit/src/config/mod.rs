@@ -53,6 +53,9 @@ pub(crate) struct Config {
     pub(crate) stalltimeout: u64,
     /// The job's total bandwidth cap in bytes a second (ours); none when unset.
     pub(crate) limitrate: Option<u64>,
+    /// Uploads in chunks of this many bytes, each on a connection of its own (ours); none
+    /// when unset.
+    pub(crate) chunksize: Option<u64>,
     pub(crate) singlefile: bool,
     pub(crate) dockerfile: bool,
     /// `tar` or `squashfs` in the original CLI; the GUI also knew `gzip`, `zstd`, `xz`, `lz4`.
@@ -89,6 +92,7 @@ impl Default for Config {
             retries: DEFAULT_RETRIES,
             stalltimeout: DEFAULT_STALL_TIMEOUT_SECS,
             limitrate: None,
+            chunksize: None,
             singlefile: false,
             dockerfile: false,
             compressor: None,

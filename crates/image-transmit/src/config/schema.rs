@@ -30,6 +30,9 @@ pub(super) struct RawConfig {
     /// Ours: the job's total bandwidth cap, bytes a second (`50M`, `512K`, or a number).
     #[serde(default)]
     limitrate: Option<RawInterval>,
+    /// Ours: upload chunk size (`8M`, or a number of bytes).
+    #[serde(default)]
+    chunksize: Option<RawInterval>,
     #[serde(default, deserialize_with = "null_as_default")]
     singlefile: bool,
     #[serde(default, deserialize_with = "null_as_default")]
@@ -167,6 +170,18 @@ impl RawConfig {
                     engine::rate::parse_rate(&text)
                         .ok_or_else(|| format!("limitrate: {text:?} is not a rate such as 50M"))?,
                 ),
+            },
+            chunksize: match self.chunksize {
+                None | Some(RawInterval::Seconds(0)) => None,
+                Some(RawInterval::Text(text)) if text.trim().is_empty() => None,
+                Some(RawInterval::Seconds(bytes)) => {
+                    Some(bytes.max(engine::rate::SMALLEST_UPLOAD_CHUNK))
+                }
+                Some(RawInterval::Text(text)) => {
+                    Some(engine::rate::parse_chunk_size(&text).ok_or_else(|| {
+                        format!("chunksize: {text:?} is not a size of 64K or more, such as 8M")
+                    })?)
+                }
             },
             singlefile: self.singlefile,
             dockerfile: self.dockerfile,

@@ -374,3 +374,58 @@ fn an_upload_refused_as_too_large_goes_on_in_smaller_chunks() {
         "{requests:#?}"
     );
 }
+
+/// `--chunk-size` sends uploads in chunks from the start, for a link whose proxy is known to
+/// cut: no request carries more, and no blob goes in one request.
+#[test]
+fn chunk_size_sends_every_upload_in_chunks_of_at_most_that_size() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let layer = Layer::random(140_024, 3 << 20);
+    let image = push_oci_image(&source, "team/app", "1", std::slice::from_ref(&layer));
+    let proxy = FaultProxy::start(&target);
+
+    copy_arrives(
+        &source.url(),
+        &proxy.url(),
+        &target,
+        &image,
+        &["--chunk-size", "1M"],
+    );
+    let requests = proxy.requests();
+    let uploads: Vec<&SeenRequest> = requests
+        .iter()
+        .filter(|seen| upload_id(&seen.path).is_some() && seen.body_len > 0)
+        .collect();
+    assert!(
+        uploads
+            .iter()
+            .all(|seen| seen.method == "PATCH" && seen.body_len <= 1 << 20),
+        "{uploads:#?}"
+    );
+    let moved: u64 = uploads.iter().map(|seen| seen.body_len).sum();
+    assert!(moved >= layer.bytes().len() as u64, "{uploads:#?}");
+}
+
+#[test]
+fn a_wrong_chunk_size_is_refused_in_one_sentence() {
+    let dir = workdir();
+    let output = image_transmit(dir.path())
+        .args(["copy", "--chunk-size", "1K", "a", "oci:out"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", output_text(&output));
+    assert!(output_text(&output).contains("1K is not a valid value for --chunk-size"));
+
+    write(dir.path(), "cfg.yaml", "chunksize: huge\n");
+    let output = image_transmit(dir.path())
+        .args(["copy", "a", "oci:out", "x:1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", output_text(&output));
+    assert!(
+        output_text(&output).contains("chunksize: \"huge\" is not a size of 64K or more"),
+        "{}",
+        output_text(&output)
+    );
+}

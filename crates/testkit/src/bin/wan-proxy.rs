@@ -82,7 +82,11 @@ fn main() {
                     totals.down.load(Ordering::Relaxed),
                     totals.connections.load(Ordering::Relaxed)
                 );
-                let _ = std::fs::write(&path, line);
+                // Written aside and renamed, so a reader never sees half a line.
+                let aside = format!("{path}.new");
+                if std::fs::write(&aside, line).is_ok() {
+                    let _ = std::fs::rename(&aside, &path);
+                }
                 thread::sleep(Duration::from_millis(100));
             }
         });
