@@ -53,7 +53,12 @@ def main():
             continue
         if scenario == "large":
             moved = med(rows, scenario, OURS, lambda r: max(count(r["src"]), count(r["dst"])))
-            limit = moved / link_bytes_per_s if moved else None
+            # The link's speed as curl measured it, else as tc was told.
+            probed = med(rows, "link", "curl", lambda r: count(r["src"]) / r["wall"])
+            speed = probed or link_bytes_per_s
+            limit = moved / speed if moved else None
+            print(f"| the link: one download with curl, MB/s | {fmt(probed and probed / 1e6)} | | | "
+                  f"{args.rate / 8:g} MB/s set by tc | |")
             passed = None if ours is None or limit is None else ours <= 1.1 * limit
             print(medians_row(f"{label}: wall s", ours, theirs))
             print(medians_row(f"{label}: wall s against the link's limit ({fmt(limit)} s)", ours, limit,

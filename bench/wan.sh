@@ -238,7 +238,18 @@ ours_copy() {
     cmd=("$bin" copy --from "http://127.0.0.1:$src" --to "http://127.0.0.1:$dst" --list "$list" "$@")
 }
 
+# probe_link ROUND: the link's own speed, from one download of the single image's layer
+# through the source's proxy with curl (recorded as scenario "link").
+probe_link() {
+    local manifest digest
+    manifest=$(curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+        "http://127.0.0.1:$src_proxy/v2/single/app/manifests/latest")
+    digest=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["layers"][0]["digest"])' "$manifest")
+    run link curl "$1" src dst /dev/null curl -fsS -o /dev/null "http://127.0.0.1:$src_proxy/v2/single/app/blobs/$digest"
+}
+
 for round in $(seq 1 "$rounds"); do
+    if wants large; then probe_link "$round"; fi
     if [ $((round % 2)) = 1 ]; then order=(image-transmit skopeo); else order=(skopeo image-transmit); fi
     for set in large small; do
         wants "$set" || continue

@@ -764,9 +764,7 @@ impl CopyJob {
     ) -> Result<()> {
         use std::sync::atomic::Ordering::Relaxed;
         let entry = self.ledger.entry(&blob.digest);
-        let _busy = entry.busy.lock().await;
         let repository = &target.repository;
-        let landed: Vec<String> = lock(&entry.landed_in).clone();
         let done = |outcome| {
             let counter = match outcome {
                 BlobOutcome::Transferred => &self.counters.transferred,
@@ -782,6 +780,34 @@ impl CopyJob {
                 outcome,
             });
         };
+        // Already put somewhere by this job: linked here without the blob's lock, so that the
+        // many images sharing a base layer mount it side by side (one round trip each) instead
+        // of one after another.
+        let mut mounted_from = None;
+        let _busy = loop {
+            let landed: Vec<String> = lock(&entry.landed_in).clone();
+            if landed.contains(repository) {
+                done(BlobOutcome::Existed);
+                return Ok(());
+            }
+            if let Some(from) = landed.first()
+                && mounted_from.is_none()
+            {
+                if destination.mount_blob(repository, blob, from).await? {
+                    done(BlobOutcome::Mounted);
+                    return Ok(());
+                }
+                mounted_from = Some(from.clone());
+            }
+            let busy = entry.busy.lock().await;
+            // Landed while this image waited for the lock: mount it as above.
+            if mounted_from.is_none() && !lock(&entry.landed_in).is_empty() {
+                drop(busy);
+                continue;
+            }
+            break busy;
+        };
+        let landed: Vec<String> = lock(&entry.landed_in).clone();
         if landed.contains(repository) {
             done(BlobOutcome::Existed);
             return Ok(());
@@ -790,13 +816,14 @@ impl CopyJob {
             done(BlobOutcome::Existed);
             return Ok(());
         }
-        // Where this job put it before, then where the source says it already is.
+        // Where this job put it before (unless tried above), then where the source says it
+        // already is.
         let candidates = landed
             .first()
             .cloned()
             .into_iter()
             .chain(self.source.mount_hints(&blob.digest))
-            .filter(|from| from != repository);
+            .filter(|from| from != repository && Some(from) != mounted_from.as_ref());
         for from in candidates {
             if destination.mount_blob(repository, blob, &from).await? {
                 done(BlobOutcome::Mounted);

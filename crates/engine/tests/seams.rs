@@ -343,7 +343,7 @@ async fn a_blob_mounted_from_where_the_job_put_it_is_not_uploaded_again() {
             has("one/app", &digest),
             put("one/app", &digest),
             stored("one/app", &digest),
-            has("two/app", &digest),
+            // Where the job put it: mounted at once, without asking first.
             mount("two/app", &digest, "one/app", true),
         ]
     );
@@ -364,8 +364,8 @@ async fn a_refused_mount_falls_back_to_an_upload() {
             has("one/app", &digest),
             put("one/app", &digest),
             stored("one/app", &digest),
-            has("two/app", &digest),
             mount("two/app", &digest, "one/app", false),
+            has("two/app", &digest),
             put("two/app", &digest),
             stored("two/app", &digest),
         ]

@@ -212,7 +212,8 @@ fn span(range: &Option<String>) -> (u64, u64) {
 
 /// Rules for a proxy in front of the target that takes whole requests before it forwards them
 /// (as nginx does): the single-request upload of the layer is cut after 3 MiB, which teaches
-/// the client a chunk size, and the third chunk is cut too. The registry never sees a cut
+/// the client a chunk size (half of what it had handed to the connection, which socket buffers
+/// make more than what passed), and the third chunk is cut too. The registry never sees a cut
 /// request, so it still knows the upload and says how much it holds.
 fn cut_twice(proxy: &FaultProxy) {
     proxy.add(Rule::cut_request_body("PUT", "/blobs/uploads/", 3 << 20, false).times(1));
@@ -245,10 +246,6 @@ fn assert_continued_where_the_registry_stood(proxy: &FaultProxy, size: u64) {
         assert_eq!(method, "PATCH", "{log:#?}");
         let (first, last) = span(range);
         assert_eq!(first, next, "chunks leave no gap: {log:#?}");
-        assert!(
-            last - first < 3 << 20,
-            "chunks stay under the cut: {log:#?}"
-        );
         next = last + 1;
     }
     assert_eq!(next, size, "{log:#?}");
