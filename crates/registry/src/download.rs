@@ -166,7 +166,11 @@ impl Download {
             size,
             "resuming download"
         );
-        tokio::time::sleep(policy.delay(self.failed_resumes)).await;
+        // A connection that broke after bringing bytes is asked again at once; waits grow only
+        // while resumes bring nothing.
+        if self.failed_resumes > 1 {
+            tokio::time::sleep(policy.delay(self.failed_resumes - 1)).await;
+        }
         let response = self.request().await?;
         self.take(response).await
     }

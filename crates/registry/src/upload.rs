@@ -130,8 +130,9 @@ impl Registry {
                 size,
                 "continuing upload"
             );
-            if !refused_whole {
-                tokio::time::sleep(policy.delay(fruitless.max(1))).await;
+            // Straight on after progress; waits grow only while nothing more arrives.
+            if !refused_whole && fruitless > 0 {
+                tokio::time::sleep(policy.delay(fruitless)).await;
             }
             body = again.body_from(offset).await?;
         }
