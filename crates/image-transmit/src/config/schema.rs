@@ -166,10 +166,11 @@ impl RawConfig {
                 Some(RawInterval::Seconds(0)) => None,
                 Some(RawInterval::Seconds(bytes)) => Some(bytes.max(1024)),
                 Some(RawInterval::Text(text)) if text.trim().is_empty() => None,
-                Some(RawInterval::Text(text)) => Some(
-                    engine::rate::parse_rate(&text)
-                        .ok_or_else(|| format!("limitrate: {text:?} is not a rate such as 50M"))?,
-                ),
+                Some(RawInterval::Text(text)) => {
+                    Some(engine::rate::parse_rate(&text).ok_or_else(|| {
+                        t!("config.not_a_rate", value = format!("{text:?}")).to_string()
+                    })?)
+                }
             },
             chunksize: match self.chunksize {
                 None | Some(RawInterval::Seconds(0)) => None,
@@ -179,7 +180,7 @@ impl RawConfig {
                 }
                 Some(RawInterval::Text(text)) => {
                     Some(engine::rate::parse_chunk_size(&text).ok_or_else(|| {
-                        format!("chunksize: {text:?} is not a size of 64K or more, such as 8M")
+                        t!("config.not_a_chunk_size", value = format!("{text:?}")).to_string()
                     })?)
                 }
             },

@@ -38,28 +38,45 @@ fn a_limited_copy_moves_no_faster_than_its_rate() {
     );
 }
 
-#[test]
-fn a_wrong_rate_is_refused_in_one_sentence() {
+/// `--FLAG VALUE` on the command line and `KEY: VALUE` in cfg.yaml are each refused with exit
+/// status 2, in one sentence containing `flag_says` and `config_says`, before anything is written.
+#[track_caller]
+fn refused_both_ways(flag: &str, config_line: &str, flag_says: &str, config_says: &str) {
     let dir = workdir();
+    let (name, value) = flag.split_once(' ').unwrap();
     let output = image_transmit(dir.path())
-        .args(["copy", "--limit-rate", "fast", "a", "oci:out"])
+        .args(["copy", name, value, "a", "oci:out"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", output_text(&output));
-    assert!(output_text(&output).contains("fast is not a valid value for --limit-rate"));
+    assert!(
+        output_text(&output).contains(flag_says),
+        "{}",
+        output_text(&output)
+    );
 
-    write(dir.path(), "cfg.yaml", "limitrate: slow\n");
+    write(dir.path(), "cfg.yaml", &format!("{config_line}\n"));
     let output = image_transmit(dir.path())
         .args(["copy", "a", "oci:out", "x:1"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", output_text(&output));
     assert!(
-        output_text(&output).contains("limitrate: \"slow\" is not a rate"),
+        output_text(&output).contains(config_says),
         "{}",
         output_text(&output)
     );
     assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn a_wrong_rate_is_refused_in_one_sentence() {
+    refused_both_ways(
+        "--limit-rate fast",
+        "limitrate: slow",
+        "fast is not a valid value for --limit-rate",
+        "limitrate: \"slow\" is not a rate",
+    );
 }
 
 /// `copy SOURCE DESTINATION` of `image`, which must succeed and arrive in `target` (the
@@ -406,23 +423,10 @@ fn chunk_size_sends_every_upload_in_chunks_of_at_most_that_size() {
 
 #[test]
 fn a_wrong_chunk_size_is_refused_in_one_sentence() {
-    let dir = workdir();
-    let output = image_transmit(dir.path())
-        .args(["copy", "--chunk-size", "1K", "a", "oci:out"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2), "{}", output_text(&output));
-    assert!(output_text(&output).contains("1K is not a valid value for --chunk-size"));
-
-    write(dir.path(), "cfg.yaml", "chunksize: huge\n");
-    let output = image_transmit(dir.path())
-        .args(["copy", "a", "oci:out", "x:1"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2), "{}", output_text(&output));
-    assert!(
-        output_text(&output).contains("chunksize: \"huge\" is not a size of 64K or more"),
-        "{}",
-        output_text(&output)
+    refused_both_ways(
+        "--chunk-size 1K",
+        "chunksize: huge",
+        "1K is not a valid value for --chunk-size",
+        "chunksize: \"huge\" is not a size of 64K or more",
     );
 }
