@@ -74,6 +74,9 @@ pub enum Fault {
     /// Forwards without the request's `Range` header, as a registry (or a proxy in front of
     /// one) that does not serve parts of a blob: the whole blob comes again.
     IgnoreRange,
+    /// Forwards, and adds this header to the registry's answer: what another registry would
+    /// say (`OCI-Chunk-Min-Length`, say) around the CNCF registry's real behaviour.
+    AddHeader { name: String, value: String },
     /// Takes the first `after` bytes of a longer request body and closes the connection. With
     /// `reaches_registry`, those bytes go on to the registry, which then sees its request break
     /// (a firewall or a tunnel cutting the connection); without, the registry never sees the
@@ -184,6 +187,18 @@ impl Rule {
     /// Forwards without `Range`; see [`Fault::IgnoreRange`].
     pub fn ignore_range(method: &str, path_contains: &str) -> Rule {
         Rule::new(method, path_contains, Fault::IgnoreRange)
+    }
+
+    /// Forwards and adds `name: value` to the answer; see [`Fault::AddHeader`].
+    pub fn add_header(method: &str, path_contains: &str, name: &str, value: &str) -> Rule {
+        Rule::new(
+            method,
+            path_contains,
+            Fault::AddHeader {
+                name: name.to_owned(),
+                value: value.to_owned(),
+            },
+        )
     }
 
     /// Breaks request bodies longer than `after`; see [`Fault::CutRequestBody`].
@@ -693,6 +708,9 @@ fn serve_connection(client: TcpStream, shared: &Shared) -> io::Result<()> {
         } else {
             value.clone()
         };
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(Fault::AddHeader { name, value }) = &fault {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     if let Some(length) = length {

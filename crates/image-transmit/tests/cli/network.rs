@@ -430,3 +430,49 @@ fn a_wrong_chunk_size_is_refused_in_one_sentence() {
         "chunksize: \"huge\" is not a size of 64K or more",
     );
 }
+
+/// A registry that sets a smallest chunk (`OCI-Chunk-Min-Length` on the answer that opens an
+/// upload, added here by the proxy) gets no chunk below it but the last, whatever
+/// `--chunk-size` asks for.
+#[test]
+fn chunks_respect_the_registrys_smallest_chunk() {
+    let source = TestRegistry::start();
+    let target = TestRegistry::start();
+    let layer = Layer::random(140_025, 4 << 20);
+    let image = push_oci_image(&source, "team/app", "1", std::slice::from_ref(&layer));
+    let proxy = FaultProxy::start(&target);
+    let smallest: u64 = 3 << 19;
+    proxy.add(Rule::add_header(
+        "POST",
+        "/blobs/uploads/",
+        "OCI-Chunk-Min-Length",
+        &smallest.to_string(),
+    ));
+
+    copy_arrives(
+        &source.url(),
+        &proxy.url(),
+        &target,
+        &image,
+        &["--chunk-size", "1M"],
+    );
+    let requests = proxy.requests();
+    // Chunk lengths of each upload session, in the order they went.
+    let mut sessions: std::collections::BTreeMap<&str, Vec<u64>> = Default::default();
+    for seen in requests.iter().filter(|seen| seen.method == "PATCH") {
+        if let Some(id) = upload_id(&seen.path) {
+            sessions.entry(id).or_default().push(seen.body_len);
+        }
+    }
+    let layer_chunks = sessions
+        .values()
+        .find(|chunks| chunks.iter().sum::<u64>() == layer.bytes().len() as u64)
+        .unwrap_or_else(|| panic!("no upload carried the layer: {requests:#?}"));
+    let (last, others) = layer_chunks.split_last().unwrap();
+    assert!(!others.is_empty(), "{layer_chunks:?}");
+    assert!(
+        others.iter().all(|&length| length == smallest),
+        "{layer_chunks:?}"
+    );
+    assert!(*last <= smallest, "{layer_chunks:?}");
+}
