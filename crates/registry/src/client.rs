@@ -5,7 +5,7 @@
 //! 5xx and 429. Operations themselves live in `blobs.rs` and `manifest_requests.rs`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -72,6 +72,8 @@ struct Inner {
     /// The largest upload chunk since a connection broke under a request (0: none broke);
     /// see `upload.rs`.
     upload_chunk: AtomicU64,
+    /// Whether `upload_chunk` was learned from a broken request (not given by the user).
+    chunk_learned: AtomicBool,
     /// A token service that was not sent the password (see `may_receive_credentials`): a
     /// refusal that follows is explained by that, not as a wrong password.
     withheld_from: std::sync::Mutex<Option<String>>,
@@ -113,6 +115,7 @@ impl Registry {
                 tokens: TokenCache::default(),
                 chunked_uploads: AtomicBool::new(false),
                 upload_chunk: AtomicU64::new(options.upload_chunk.unwrap_or(0)),
+                chunk_learned: AtomicBool::new(false),
                 withheld_from: std::sync::Mutex::new(None),
             }),
         })
@@ -136,6 +139,19 @@ impl Registry {
 
     pub(crate) fn chunk_limit_cell(&self) -> &AtomicU64 {
         &self.inner.upload_chunk
+    }
+
+    pub(crate) fn chunk_was_learned(&self) {
+        self.inner.chunk_learned.store(true, Ordering::Relaxed);
+    }
+
+    /// The upload chunk size this client fell back to after a connection broke under an
+    /// upload, if one did: worth telling the user, who can set it from the start next time.
+    pub fn learned_chunk(&self) -> Option<u64> {
+        self.inner
+            .chunk_learned
+            .load(Ordering::Relaxed)
+            .then(|| self.inner.upload_chunk.load(Ordering::Relaxed))
     }
 
     pub(crate) fn inner_chunked(&self) -> &AtomicBool {

@@ -307,6 +307,7 @@ impl Registry {
             })
             .ok();
         if previous.is_some() {
+            self.chunk_was_learned();
             tracing::debug!(host = self.host(), chunk, "uploads go on in chunks");
         }
     }

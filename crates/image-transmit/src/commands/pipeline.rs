@@ -29,7 +29,7 @@ use super::{
 use crate::cli::{SourceTls, TargetTls};
 use crate::config::Config;
 use crate::messages::{explain, explain_for};
-use crate::printer::{problem, say};
+use crate::printer::{alert, problem, say};
 
 /// What a job was asked to do, after the command line is read: every command fills one in.
 pub(crate) struct JobRequest {
@@ -568,6 +568,22 @@ async fn execute(
         {
             say!("{}", t!(key, path = written.display()));
         }
+    }
+    if let Some(chunk) = destination
+        .registry
+        .as_ref()
+        .and_then(Registry::learned_chunk)
+    {
+        // What the job learned the hard way, offered for the next one.
+        let size = format!("{}M", (chunk >> 20).max(1));
+        alert!(
+            "{}",
+            t!(
+                "copy.chunks_learned",
+                host = &destination.described,
+                size = size
+            )
+        );
     }
     if let Some(path) = &request.json {
         crate::report::write(

@@ -5,6 +5,7 @@
 //! lower bound on the time, which a slow machine cannot break) and that wrong values are
 //! refused.
 
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use testkit::proxy::{FaultProxy, Rule, SeenRequest};
@@ -80,7 +81,7 @@ fn a_wrong_rate_is_refused_in_one_sentence() {
 }
 
 /// `copy SOURCE DESTINATION` of `image`, which must succeed and arrive in `target` (the
-/// registry behind DESTINATION).
+/// registry behind DESTINATION); its output.
 #[track_caller]
 fn copy_arrives(
     source: &str,
@@ -88,7 +89,7 @@ fn copy_arrives(
     target: &TestRegistry,
     image: &PushedImage,
     extra: &[&str],
-) {
+) -> Output {
     let dir = workdir();
     let output = image_transmit(dir.path())
         .args(["copy", source, destination])
@@ -98,6 +99,7 @@ fn copy_arrives(
         .unwrap();
     assert_success(&output);
     assert_arrived(target, image);
+    output
 }
 
 /// `target` serves `image` under its tag, digest-exact.
@@ -319,7 +321,13 @@ fn an_upload_the_registry_forgot_starts_again_in_a_new_session() {
     let proxy = FaultProxy::start(&target);
     proxy.add(Rule::cut_request_body("PUT", "/blobs/uploads/", 3 << 20, true).times(1));
 
-    copy_arrives(&source.url(), &proxy.url(), &target, &image, &[]);
+    let output = copy_arrives(&source.url(), &proxy.url(), &target, &image, &[]);
+    // The user is told what the job learned, to set it from the start next time.
+    assert!(
+        output_text(&output).contains("If this link always cuts connections, set chunksize: "),
+        "{}",
+        output_text(&output)
+    );
     let forgotten = cut_upload(&proxy);
     assert_eq!(
         forgotten,
@@ -399,12 +407,17 @@ fn chunk_size_sends_every_upload_in_chunks_of_at_most_that_size() {
     let image = push_oci_image(&source, "team/app", "1", std::slice::from_ref(&layer));
     let proxy = FaultProxy::start(&target);
 
-    copy_arrives(
+    let output = copy_arrives(
         &source.url(),
         &proxy.url(),
         &target,
         &image,
         &["--chunk-size", "1M"],
+    );
+    assert!(
+        !output_text(&output).contains("chunksize"),
+        "{}",
+        output_text(&output)
     );
     let requests = proxy.requests();
     let uploads: Vec<&SeenRequest> = requests
